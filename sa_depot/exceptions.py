@@ -1,0 +1,83 @@
+"""The exceptions sa_depot raises.
+
+Every class derives from :class:`DepotError`, and also from the built-in exception that
+filedepot users already catch, so that code written for filedepot keeps working:
+
+=====================  ===============================  ====================================
+sa_depot               also a                           raised when
+=====================  ===============================  ====================================
+StorageNotFound        ``LookupError``                  no storage has the given name
+FileNotFound           ``FileNotFoundError`` (IOError)  the file id is well formed but absent
+InvalidFileId          ``ValueError``                   the id is malformed (``../x``, NUL...)
+UnsupportedContent     ``TypeError``                    the content cannot be stored (``str``)
+ConfigurationError     ``ValueError``                   a storage or manager option is wrong
+StorageError           ``OSError`` (IOError)            the backend failed (disk full, server
+                                                        down, wrong credentials...)
+=====================  ===============================  ====================================
+"""
+
+from __future__ import annotations
+
+
+class DepotError(Exception):
+    """Base class of every exception raised by sa_depot."""
+
+
+class StorageNotFound(DepotError, LookupError):
+    """No storage is configured under the requested name."""
+
+    def __init__(self, name: str | None, configured: list[str]) -> None:
+        self.name = name
+        self.configured = list(configured)
+        listed = ", ".join(repr(n) for n in self.configured) or "none"
+        if name is None:
+            msg = f"no default storage is configured; configured: {listed}"
+        else:
+            msg = f"no storage named {name!r}; configured: {listed}"
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class FileNotFound(DepotError, FileNotFoundError):
+    """The file id is valid but no such file exists in the storage."""
+
+    def __init__(self, storage: str, file_id: str) -> None:
+        self.storage = storage
+        self.file_id = file_id
+        super().__init__(f"file {file_id!r} does not exist in storage {storage}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidFileId(DepotError, ValueError):
+    """The file id is malformed: it can never name a file of this storage."""
+
+    def __init__(self, storage: str, file_id: object, expected: str) -> None:
+        self.storage = storage
+        self.file_id = file_id
+        shown = repr(file_id)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"invalid file id {shown} for storage {storage}: expected {expected}")
+
+
+class UnsupportedContent(DepotError, TypeError):
+    """The content given to a storage is of a type that cannot be stored."""
+
+
+class ConfigurationError(DepotError, ValueError):
+    """A storage, the manager or the middleware was given a wrong option."""
+
+
+class StorageError(DepotError, OSError):
+    """The storage backend failed: the message names the storage and the cause."""
+
+    def __init__(self, storage: str, message: str) -> None:
+        self.storage = storage
+        super().__init__(f"storage {storage}: {message}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -1,0 +1,396 @@
+"""The storage contract: :class:`FileStorage` and :class:`StoredFile`.
+
+A storage backend implements a handful of small primitives (``_write``, ``_open``, ``_delete``,
+``_exists``, ``_iter_ids``); the public methods of :class:`FileStorage` do the common work once:
+validating ids, turning any accepted input into a stream, detecting the content type, hashing
+the content while it streams in and assembling the metadata.
+
+Error semantics shared by every backend (each is a subclass of :class:`~sa_depot.DepotError`):
+
+* a malformed id (``../x``, an absolute path, a NUL byte, a wrong format) raises
+  :class:`~sa_depot.exceptions.InvalidFileId`, which is a ``ValueError``;
+* a well-formed id naming no file raises :class:`~sa_depot.exceptions.FileNotFound`, which is a
+  ``FileNotFoundError`` and so an ``IOError`` as in filedepot;
+* content that cannot be stored (a ``str``, an object that is not readable) raises
+  :class:`~sa_depot.exceptions.UnsupportedContent`, which is a ``TypeError``;
+* a failure of the backend itself raises :class:`~sa_depot.exceptions.StorageError` (an
+  ``OSError``) naming the storage and the cause. An exception raised by the *input* stream
+  while it is read propagates unchanged. Either way nothing of the failed write stays visible.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import io
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, BinaryIO, ClassVar
+
+from sa_depot.exceptions import FileNotFound, InvalidFileId
+
+#: Size of the chunks every backend reads and writes.
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+
+_UUID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC, truncated to whole seconds.
+
+    Whole seconds because HTTP dates (Last-Modified, If-Modified-Since) have no finer grain.
+    """
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@dataclass
+class FileInfo:
+    """The metadata every stored file carries, whatever the backend.
+
+    ``content_length`` and ``checksum`` (hex SHA-256 of the content) are ``None`` while the
+    content is still streaming in, and for files written by filedepot, which stored neither
+    checksum nor (for some backends) length.
+    """
+
+    file_id: str
+    filename: str | None
+    content_type: str
+    last_modified: datetime
+    content_length: int | None = None
+    checksum: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict: the form local and memory storages persist."""
+        data: dict[str, Any] = {
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "content_length": self.content_length,
+            "last_modified": self.last_modified.isoformat(),
+            "checksum": self.checksum,
+        }
+        if self.extra:
+            data["extra"] = dict(self.extra)
+        return data
+
+    @classmethod
+    def from_dict(cls, file_id: str, data: dict[str, Any]) -> FileInfo:
+        """Read :meth:`to_dict`'s output, or filedepot's ``metadata.json``."""
+        return cls(
+            file_id=file_id,
+            filename=data.get("filename"),
+            content_type=data.get("content_type") or "application/octet-stream",
+            last_modified=parse_timestamp(data.get("last_modified")),
+            content_length=data.get("content_length"),
+            checksum=data.get("checksum"),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+def parse_timestamp(value: object) -> datetime:
+    """Parse an ISO timestamp, or filedepot's ``'%Y-%m-%d %H:%M:%S'`` (naive, meaning UTC)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value:
+        parsed = datetime.fromisoformat(value)
+    else:
+        return utcnow()
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+class StoredFile(io.RawIOBase):
+    """A file read back from a storage: a readable binary stream with its metadata.
+
+    It is a context manager and must be closed. ``seekable()`` tells whether the backend can
+    seek (local, memory, S3 through ranged GETs and GridFS can).
+
+    Backends implement :meth:`readinto` (or :meth:`read`), and ``seek``/``tell`` where they can.
+    """
+
+    def __init__(self, info: FileInfo) -> None:
+        super().__init__()
+        self.info = info
+
+    # -- metadata, filedepot-compatible attribute names --------------------------------------
+    @property
+    def file_id(self) -> str:
+        return self.info.file_id
+
+    @property
+    def filename(self) -> str | None:
+        return self.info.filename
+
+    @property
+    def name(self) -> str | None:
+        """The original filename (filedepot calls it ``name`` too)."""
+        return self.info.filename
+
+    @property
+    def content_type(self) -> str:
+        return self.info.content_type
+
+    @property
+    def content_length(self) -> int | None:
+        return self.info.content_length
+
+    @property
+    def last_modified(self) -> datetime:
+        return self.info.last_modified
+
+    @property
+    def checksum(self) -> str | None:
+        """Hex SHA-256 of the content, computed while it was stored."""
+        return self.info.checksum
+
+    @property
+    def public_url(self) -> str | None:
+        """A URL that serves the file without the middleware, or ``None``.
+
+        Never an unsigned URL for a private object.
+        """
+        return None
+
+    @property
+    def local_path(self) -> str | None:
+        """The path of the content on the local disk, when there is one (for sendfile)."""
+        return None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(-1 if size is None else size)
+        return data if data is not None else b""
+
+    def chunks(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        """Iterate over the remaining content in chunks of at most ``chunk_size`` bytes."""
+        while True:
+            chunk = self.read(chunk_size)
+            if not chunk:
+                return
+            yield chunk
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.file_id} filename={self.filename!r} "
+            f"content_type={self.content_type!r} content_length={self.content_length}>"
+        )
+
+
+class IncomingContent:
+    """The content being written, as a backend's ``_write`` receives it.
+
+    Reading it (``read`` or iterating over ``chunks``) hashes and counts the bytes on the way,
+    so once the backend has consumed it all, :attr:`info` holds the final length and checksum.
+    """
+
+    def __init__(self, stream: BinaryIO, info: FileInfo, chunk_size: int) -> None:
+        self._stream = stream
+        self._hash = hashlib.sha256()
+        self._length = 0
+        self._done = False
+        self.info = info
+        self.chunk_size = chunk_size
+
+    def read(self, size: int = -1) -> bytes:
+        if self._done:
+            return b""
+        if size < 0:
+            return b"".join(self.chunks())
+        data = self._stream.read(size) or b""
+        if not data:
+            self._finish()
+            return b""
+        self._hash.update(data)
+        self._length += len(data)
+        return bytes(data)
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            chunk = self.read(self.chunk_size)
+            if not chunk:
+                return
+            yield chunk
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # for consumers that want it
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+    def _finish(self) -> None:
+        self._done = True
+        self.info.content_length = self._length
+        self.info.checksum = self._hash.hexdigest()
+
+
+class FileStorage(abc.ABC):
+    """The contract every storage honours.
+
+    Public methods take a file id or a :class:`StoredFile` (``file_or_id``); the content given to
+    :meth:`create` and :meth:`replace` may be bytes, a binary file object (seekable or not), a
+    :class:`~sa_depot.io.utils.FileIntent`, a web framework's upload object or a
+    :class:`StoredFile` of any storage.
+    """
+
+    #: Chunk size used to stream content in and out.
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    #: Human-readable description of the id format, used in error messages.
+    id_format: ClassVar[str] = "a UUID such as '1b4e28ba-2fa1-11d2-883f-0016d3cca427'"
+
+    #: The name the storage is configured under in :class:`~sa_depot.manager.DepotManager`;
+    #: set by the manager, used in error messages.
+    storage_name: str | None = None
+
+    # -- the primitives a backend implements -------------------------------------------------
+    @abc.abstractmethod
+    def _write(self, content: IncomingContent, *, replace: bool) -> None:
+        """Store all of ``content`` under ``content.info.file_id``, atomically.
+
+        Consume ``content`` completely, then persist ``content.info`` (whose length and checksum
+        are final only then). Readers must never see a partial file; on any exception nothing
+        new may stay visible and, when ``replace`` is true, the previous version stays intact.
+        """
+
+    @abc.abstractmethod
+    def _open(self, file_id: str) -> StoredFile:
+        """Open a valid id for reading; raise :class:`FileNotFound` if it is absent."""
+
+    @abc.abstractmethod
+    def _delete(self, file_id: str) -> None:
+        """Delete a valid id; do nothing if it is absent."""
+
+    @abc.abstractmethod
+    def _exists(self, file_id: str) -> bool:
+        """Whether a valid id names a stored file."""
+
+    @abc.abstractmethod
+    def _iter_ids(self) -> Iterator[str]:
+        """Every stored id, each once, in any order."""
+
+    # -- policies a backend may override -----------------------------------------------------
+    def new_file_id(self) -> str:
+        """A fresh id for :meth:`create`."""
+        return str(uuid.uuid4())
+
+    def is_valid_id(self, file_id: str) -> bool:
+        """Whether ``file_id`` is of this storage's id format (canonical lowercase UUID)."""
+        return _UUID_RE.match(file_id) is not None
+
+    # -- the public API, shared by every backend ---------------------------------------------
+    @property
+    def description(self) -> str:
+        """How error messages name this storage."""
+        if self.storage_name:
+            return repr(self.storage_name)
+        return type(self).__name__
+
+    def fileid(self, file_or_id: StoredFile | str) -> str:
+        """The validated id of ``file_or_id``; raises :class:`InvalidFileId`."""
+        file_id = file_or_id.file_id if isinstance(file_or_id, StoredFile) else file_or_id
+        if not isinstance(file_id, str) or len(file_id) > 256 or not self.is_valid_id(file_id):
+            raise InvalidFileId(self.description, file_id, self.id_format)
+        return file_id
+
+    def create(
+        self, content: Any, filename: str | None = None, content_type: str | None = None
+    ) -> str:
+        """Store ``content`` as a new file and return its id."""
+        file_id = self.new_file_id()
+        self._store(file_id, content, filename, content_type, replace=False)
+        return file_id
+
+    def replace(
+        self,
+        file_or_id: StoredFile | str,
+        content: Any,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> str:
+        """Replace the content and metadata of a file, keeping its id; return the id.
+
+        Given a plain id, the file must exist (:class:`FileNotFound` otherwise). Given a
+        :class:`StoredFile`, possibly of another storage, the file is written under the same id
+        whether or not it exists here: ``for fid in src.list(): f = src.get(fid);
+        dst.replace(f, f)`` copies a whole storage. Filename defaults to the
+        old one when ``content`` carries none; the content type is detected anew (the new
+        content may be of another type) unless given.
+        """
+        file_id = self.fileid(file_or_id)
+        if not isinstance(file_or_id, StoredFile):
+            if not self._exists(file_id):
+                raise FileNotFound(self.description, file_id)
+            if filename is None and not _carries_metadata(content):
+                with self._open(file_id) as old:
+                    filename = old.filename
+        elif filename is None and not _carries_metadata(content):
+            filename = file_or_id.filename
+        self._store(file_id, content, filename, content_type, replace=True)
+        return file_id
+
+    def get(self, file_or_id: StoredFile | str) -> StoredFile:
+        """Open a file for reading. Close it when done (it is a context manager)."""
+        return self._open(self.fileid(file_or_id))
+
+    def delete(self, file_or_id: StoredFile | str) -> None:
+        """Delete a file. Deleting a file that does not exist does nothing."""
+        self._delete(self.fileid(file_or_id))
+
+    def exists(self, file_or_id: StoredFile | str) -> bool:
+        """Whether the file exists."""
+        return self._exists(self.fileid(file_or_id))
+
+    def list(self) -> list[str]:
+        """The ids of every stored file (see :meth:`iter_ids` for huge storages)."""
+        return list(self._iter_ids())
+
+    def iter_ids(self) -> Iterator[str]:
+        """The ids of every stored file, lazily."""
+        return self._iter_ids()
+
+    def info(self, file_or_id: StoredFile | str) -> FileInfo:
+        """The metadata of a file, without reading its content."""
+        with self.get(file_or_id) as stored:
+            return stored.info
+
+    # -- the common work ---------------------------------------------------------------------
+    def _store(
+        self,
+        file_id: str,
+        content: Any,
+        filename: str | None,
+        content_type: str | None,
+        *,
+        replace: bool,
+    ) -> None:
+        from sa_depot.io.utils import prepare_content  # utils imports this module
+
+        stream, filename, content_type = prepare_content(content, filename, content_type)
+        info = FileInfo(
+            file_id=file_id,
+            filename=filename,
+            content_type=content_type,
+            last_modified=utcnow(),
+        )
+        incoming = IncomingContent(stream, info, self.chunk_size)
+        self._write(incoming, replace=replace)
+        if not incoming.finished:  # a backend bug, not a user error: never store a truncated file
+            raise RuntimeError(f"{type(self).__name__}._write did not consume all the content")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description}>"
+
+
+def _carries_metadata(content: object) -> bool:
+    """Whether ``content`` brings its own filename (a FileIntent, an upload, a StoredFile)."""
+    from sa_depot.io.utils import content_filename
+
+    return content_filename(content) is not None
