@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Prepare a machine for sa_depot: a virtual environment in .venv with the package installed.
+#   scripts/bootstrap.sh          the package with every optional backend (for the demo)
+#   scripts/bootstrap.sh --test   also test tools, system packages the tests use (chromium,
+#                                 libmagic) and the database servers, started if they are down
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-}
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+  echo "sa_depot needs Python >= 3.10; $python is $("$python" --version 2>&1). Set PYTHON=..." >&2
+  exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+extra=all
+[ "$mode" = "--test" ] && extra=dev
+.venv/bin/python -m pip install -q -e ".[$extra]"
+
+apt_install() {
+  # Install Debian packages that are missing; needs root (as on the project's machines).
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing system packages: ${missing[*]} (install them as root)" >&2
+    return 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+apt_install libmagic1
+
+if [ "$mode" = "--test" ]; then
+  apt_install chromium fonts-dejavu-core
+  bash scripts/services.sh
+fi
