@@ -1,0 +1,590 @@
+"""Files on the local disk, written atomically and spread over sharded directories.
+
+Layout of ``storage_path``::
+
+    1b/4e/1b4e28ba-2fa1-41d2-883f-0016d3cca427.json              the metadata: the commit point
+    1b/4e/1b4e28ba-2fa1-41d2-883f-0016d3cca427.9f86d081884c7d65  the content (a "blob")
+    1b/4e/1b4e28ba-2fa1-41d2-883f-0016d3cca427.json.<hex>.tmp    metadata being written
+    6ba7b810-9dad-11d1-80b4-00c04fd430c8/file                    a file written by filedepot
+    6ba7b810-9dad-11d1-80b4-00c04fd430c8/metadata.json           ... and its metadata
+
+The two directory levels come from the first four hex digits of the (random) id, so that a
+million files make 65,536 directories of about 15 entries rather than one huge directory.
+
+**How a write stays atomic.** The metadata file names the blob it describes
+(``{"blob": "<id>.<hex>", "filename": ..., "checksum": ...}``). :meth:`create` and
+:meth:`replace` stream the content into a *new* blob under a name nobody knows yet, fsync it,
+then atomically swap in the metadata (temporary file in the same directory, fsync,
+:func:`os.replace`, fsync of the directory) and only then remove the blob the old metadata
+named. A reader reads the metadata, then opens the blob it names, so it sees one version or the
+other, never a mix, and a reader that opened the old blob keeps reading it to the end (POSIX
+keeps an unlinked file alive while it is open). A blob is never renamed: its unique name only
+becomes reachable once the metadata names it, so it needs no temporary name of its own.
+
+**What an interruption leaves.** An exception (a full disk, an input stream failing half way)
+removes everything the write created and leaves the previous version intact. A process killed
+mid-write can leave an unreferenced blob or a ``.tmp`` file: both are invisible (``list``,
+``get`` and ``exists`` ignore them) and :meth:`LocalFileStorage.remove_incomplete`, which the
+collector calls, deletes them once they are older than a grace period. Two concurrent
+:meth:`replace` calls on one id are last-writer-wins; the blob of the loser is left for
+``remove_incomplete`` too.
+
+**filedepot compatibility.** Files written by filedepot's ``LocalFileStorage``
+(``<id>/file`` and ``<id>/metadata.json``) are read, listed, replaced (the new version is
+written in the layout above and the old directory removed) and deleted.
+
+``fsync=False`` skips every fsync: writes are still atomic for other processes, but a power
+loss may lose files whose commit was reported. On macOS ``os.fsync`` does not flush the drive's
+own cache; use a file system or mount options that do if that matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sa_depot.exceptions import FileNotFound, InvalidFileId, StorageError
+from sa_depot.io.interfaces import (
+    DEFAULT_CHUNK_SIZE,
+    FileInfo,
+    FileStorage,
+    IncomingContent,
+    StoredFile,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+__all__ = ["LocalFileStorage", "LocalStoredFile"]
+
+_log = logging.getLogger(__name__)
+
+_SHARD_RE = re.compile(r"\A[0-9a-f]{2}\Z")
+#: ``<id>.<16 hex digits>``: a blob.
+_BLOB_RE = re.compile(r"\A(?P<file_id>.+)\.[0-9a-f]{16}\Z")
+_METADATA_SUFFIX = ".json"
+_TMP_SUFFIX = ".tmp"
+_LEGACY_DATA = "file"
+_LEGACY_METADATA = "metadata.json"
+#: How often a reader looks again when the blob it was told about has just been replaced.
+_OPEN_ATTEMPTS = 3
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+#: What to do about the errors a disk commonly reports.
+_ERRNO_ADVICE = {
+    errno.ENOSPC: "free some disk space",
+    errno.EDQUOT: "free some space or raise the disk quota",
+    errno.EACCES: "give the user running this process read and write access to it",
+    errno.EPERM: "give the user running this process read and write access to it",
+    errno.EROFS: "mount the file system read-write",
+}
+
+
+class LocalStoredFile(StoredFile):
+    """A file of a :class:`LocalFileStorage`: a real, seekable file opened for reading."""
+
+    def __init__(self, info: FileInfo, fileobj: io.FileIO, path: str) -> None:
+        super().__init__(info)
+        self._file = fileobj
+        self._path = path
+
+    @property
+    def local_path(self) -> str:
+        """The path of the content on disk (for ``sendfile`` or ``X-Accel-Redirect``)."""
+        return self._path
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        return self._file.readinto(buffer)
+
+    def readall(self) -> bytes:
+        return self._file.readall()
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
+@dataclass(frozen=True)
+class _Paths:
+    """Where the pieces of one file id live."""
+
+    directory: str
+    metadata: str
+    legacy_directory: str
+
+    @property
+    def legacy_metadata(self) -> str:
+        return os.path.join(self.legacy_directory, _LEGACY_METADATA)
+
+    @property
+    def legacy_data(self) -> str:
+        return os.path.join(self.legacy_directory, _LEGACY_DATA)
+
+    def blob(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+
+@dataclass(frozen=True)
+class _Located:
+    """A committed file found on disk: its metadata and where its content is."""
+
+    info: FileInfo
+    data_path: str
+    raw_metadata: bytes | None  # the new layout's metadata file as read; None for legacy
+
+
+class LocalFileStorage(FileStorage):
+    """Stores files under ``storage_path`` on the local disk.
+
+    :param storage_path: the directory holding the files; created (with its parents) if
+        missing. Nothing else is done until the first write.
+    :param fsync: flush content, metadata and directory entries to the disk before a write
+        returns, so that committed files survive a power loss. ``False`` is faster and still
+        atomic for every reader, but not durable.
+    :param chunk_size: bytes read and written at a time; memory use stays near this.
+
+    Safe to share between threads and between processes on the same directory.
+    """
+
+    def __init__(
+        self,
+        storage_path: str | os.PathLike[str],
+        fsync: bool = True,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of bytes, not {chunk_size}")
+        self.storage_path = os.path.abspath(os.fspath(storage_path))
+        self.fsync = fsync
+        self.chunk_size = chunk_size
+        with self._disk("create the storage directory", self.storage_path):
+            os.makedirs(self.storage_path, exist_ok=True)
+
+    @property
+    def description(self) -> str:
+        return f"{super().description} at {self.storage_path!r}"
+
+    # -- the primitives ----------------------------------------------------------------------
+    def _write(self, content: IncomingContent, *, replace: bool) -> None:
+        paths = self._paths(content.info.file_id)
+        self._make_directories(paths.directory)
+        blob_name = f"{content.info.file_id}.{secrets.token_hex(8)}"
+        blob_path = paths.blob(blob_name)
+        try:
+            self._write_blob(blob_path, content)
+            if self.fsync:  # the blob's directory entry must be durable before it is named
+                self._sync_directory(paths.directory)
+            previous = self._previous_version(paths) if replace else None
+            record = {"blob": blob_name, **content.info.to_dict()}
+            self._commit_metadata(paths, json.dumps(record).encode("utf-8"), previous)
+        except BaseException:
+            _remove_quietly(blob_path)
+            raise
+        if previous is not None:
+            if previous.raw_metadata is None:  # a filedepot file, now superseded
+                self._remove_legacy(paths, quietly=True)
+            elif previous.data_path != blob_path:
+                _remove_quietly(previous.data_path)
+
+    def _previous_version(self, paths: _Paths) -> _Located | None:
+        """The version a replace supersedes; ``None`` if absent or unreadable (then it is
+        simply overwritten, and remove_incomplete collects its blob)."""
+        try:
+            return self._locate(paths)
+        except StorageError as exc:
+            _log.warning("replacing %s, whose metadata is unreadable: %s", paths.metadata, exc)
+            return None
+
+    def _open(self, file_id: str) -> StoredFile:
+        paths = self._paths(file_id)
+        missing: str | None = None
+        for _ in range(_OPEN_ATTEMPTS):
+            located = self._locate(paths)
+            if located is None:
+                raise FileNotFound(self.description, file_id)
+            try:
+                fileobj = io.FileIO(located.data_path, "rb")
+            except FileNotFoundError:
+                # Replaced or deleted between reading the metadata and opening the blob.
+                missing = located.data_path
+                continue
+            except OSError as exc:
+                raise self._failure("open", located.data_path, exc) from exc
+            return LocalStoredFile(located.info, fileobj, located.data_path)
+        raise StorageError(
+            self.description,
+            f"the metadata of file {file_id!r} names {missing!r}, which does not exist: the "
+            "directory was changed outside sa_depot. Restore the content or delete the file.",
+        )
+
+    def _delete(self, file_id: str) -> None:
+        paths = self._paths(file_id)
+        try:
+            located = self._locate(paths, legacy=False)
+        except StorageError:  # damaged metadata: delete it anyway, the sweep finds the blob
+            located = None
+        with self._disk("delete", paths.metadata):
+            try:
+                os.unlink(paths.metadata)  # the commit point of a delete
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            else:
+                if self.fsync:
+                    self._sync_directory(paths.directory)
+        if located is not None:
+            _remove_quietly(located.data_path)
+        self._remove_legacy(paths, quietly=False)
+
+    def _exists(self, file_id: str) -> bool:
+        paths = self._paths(file_id)
+        return self._is_file(paths.metadata) or self._is_file(paths.legacy_metadata)
+
+    def _iter_ids(self) -> Iterator[str]:
+        for name in self._scan(self.storage_path):
+            path = os.path.join(self.storage_path, name)
+            if _SHARD_RE.match(name):
+                for sub in self._scan(path):
+                    if _SHARD_RE.match(sub):
+                        yield from self._ids_in_shard(os.path.join(path, sub), name + sub)
+            elif self.is_valid_id(name) and self._is_legacy_file(name):
+                yield name
+
+    # -- maintenance -------------------------------------------------------------------------
+    def remove_incomplete(self, older_than: timedelta = timedelta(hours=1)) -> list[str]:
+        """Delete what interrupted writes left behind; return the paths removed.
+
+        Removes unreferenced blobs, ``.tmp`` files and filedepot directories without metadata
+        that were last modified more than ``older_than`` ago. Committed files and files this
+        storage does not know are never touched. The grace period must exceed the longest time
+        an upload may stall between two chunks, since an upload in progress looks like a
+        leftover.
+        """
+        cutoff = time.time() - older_than.total_seconds()
+        removed: list[str] = []
+        for name in self._scan(self.storage_path):
+            path = os.path.join(self.storage_path, name)
+            if _SHARD_RE.match(name):
+                for sub in self._scan(path):
+                    if _SHARD_RE.match(sub):
+                        removed.extend(self._remove_incomplete_in(os.path.join(path, sub), cutoff))
+            elif (
+                self.is_valid_id(name)
+                and os.path.isdir(path)
+                and not os.path.exists(os.path.join(path, _LEGACY_METADATA))
+                and _modified_before(path, cutoff)
+            ):
+                with self._disk("remove the incomplete directory", path):
+                    shutil.rmtree(path)
+                removed.append(path)
+        return removed
+
+    def _remove_incomplete_in(self, directory: str, cutoff: float) -> list[str]:
+        removed: list[str] = []
+        for name in self._scan(directory):
+            path = os.path.join(directory, name)
+            blob = _BLOB_RE.match(name)
+            if name.endswith(_TMP_SUFFIX):
+                leftover = True
+            elif blob is not None and self.is_valid_id(blob["file_id"]):
+                try:
+                    located = self._locate(self._paths(blob["file_id"]), legacy=False)
+                except StorageError:  # damaged metadata: never risk deleting its content
+                    continue
+                leftover = located is None or located.data_path != path
+            else:
+                leftover = False
+            if leftover and _modified_before(path, cutoff):
+                with self._disk("remove the leftover", path):
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        continue
+                removed.append(path)
+        return removed
+
+    # -- paths -------------------------------------------------------------------------------
+    def _paths(self, file_id: str) -> _Paths:
+        """Where ``file_id`` lives; refuses any id that would lead outside the storage.
+
+        The base class has already validated the id; this is a second line of defence for
+        subclasses with other id policies.
+        """
+        seps = {os.sep, os.altsep or os.sep, "\0"}
+        if not file_id or file_id in {".", ".."} or any(s in file_id for s in seps):
+            raise InvalidFileId(self.description, file_id, "a single path component")
+        directory = os.path.join(self.storage_path, file_id[:2], file_id[2:4])
+        paths = _Paths(
+            directory=directory,
+            metadata=os.path.join(directory, file_id + _METADATA_SUFFIX),
+            legacy_directory=os.path.join(self.storage_path, file_id),
+        )
+        for path in (paths.metadata, paths.legacy_directory):
+            resolved = os.path.normpath(path)
+            inside = os.path.commonpath([self.storage_path, resolved]) == self.storage_path
+            if not inside or resolved == self.storage_path:
+                raise InvalidFileId(
+                    self.description, file_id, "an id that stays inside the storage directory"
+                )
+        return paths
+
+    # -- reading -----------------------------------------------------------------------------
+    def _locate(self, paths: _Paths, *, legacy: bool = True) -> _Located | None:
+        """The committed file at ``paths``, or ``None``; the new layout wins over filedepot's."""
+        raw = self._read_if_exists(paths.metadata)
+        file_id = os.path.basename(paths.legacy_directory)
+        if raw is not None:
+            record = self._parse_metadata(paths.metadata, raw)
+            blob = record.get("blob")
+            if not isinstance(blob, str) or _BLOB_RE.match(blob) is None:
+                raise StorageError(
+                    self.description,
+                    f"the metadata file {paths.metadata!r} names no valid blob: it was changed "
+                    "outside sa_depot. Restore it or delete the file.",
+                )
+            info = FileInfo.from_dict(file_id, record)
+            return _Located(info, paths.blob(blob), raw)
+        if not legacy:
+            return None
+        raw = self._read_if_exists(paths.legacy_metadata)
+        if raw is None:
+            return None
+        record = self._parse_metadata(paths.legacy_metadata, raw)
+        return _Located(FileInfo.from_dict(file_id, record), paths.legacy_data, None)
+
+    def _read_if_exists(self, path: str) -> bytes | None:
+        try:
+            with open(path, "rb") as fileobj:
+                return fileobj.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise self._failure("read", path, exc) from exc
+
+    def _parse_metadata(self, path: str, raw: bytes) -> dict[str, Any]:
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise StorageError(
+                self.description,
+                f"the metadata file {path!r} is not a JSON object: it was damaged outside "
+                "sa_depot (or by a power loss with fsync=False). Restore it or delete the file.",
+            )
+        return record
+
+    def _is_file(self, path: str) -> bool:
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            raise self._failure("inspect", path, exc) from exc
+        return True
+
+    def _is_legacy_file(self, file_id: str) -> bool:
+        paths = self._paths(file_id)
+        return self._is_file(paths.legacy_metadata) and not self._is_file(paths.metadata)
+
+    def _scan(self, directory: str) -> list[str]:
+        """The names in ``directory`` (empty if it vanished or is not a directory)."""
+        try:
+            with os.scandir(directory) as entries:
+                return [entry.name for entry in entries]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise self._failure("list", directory, exc) from exc
+
+    def _ids_in_shard(self, directory: str, prefix: str) -> list[str]:
+        ids = []
+        for name in self._scan(directory):
+            if name.endswith(_METADATA_SUFFIX):
+                file_id = name[: -len(_METADATA_SUFFIX)]
+                if self.is_valid_id(file_id) and file_id[:4] == prefix:
+                    ids.append(file_id)
+        return ids
+
+    # -- writing -----------------------------------------------------------------------------
+    def _write_blob(self, path: str, content: IncomingContent) -> None:
+        fd = self._create_exclusive(path)
+        try:
+            for chunk in content.chunks():  # errors of the input stream propagate unchanged
+                self._write_all(fd, path, chunk)
+            with self._disk("write", path):
+                if self.fsync:
+                    os.fsync(fd)
+                if os.fstat(fd).st_nlink == 0:
+                    raise StorageError(
+                        self.description,
+                        f"{path!r} was deleted while it was being written; is "
+                        "remove_incomplete() running with too short a grace period?",
+                    )
+        except BaseException:
+            _close_quietly(fd)
+            raise
+        with self._disk("close", path):
+            os.close(fd)
+
+    def _create_exclusive(self, path: str) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
+        with self._disk("create", path):
+            return os.open(path, flags, 0o666)
+
+    def _write_all(self, fd: int, path: str, data: bytes) -> None:
+        view = memoryview(data)
+        with self._disk("write", path):
+            while view:
+                view = view[os.write(fd, view) :]
+
+    def _commit_metadata(self, paths: _Paths, data: bytes, previous: _Located | None) -> None:
+        """Atomically make ``data`` the metadata of ``paths``: the commit point of a write.
+
+        On failure the previous metadata (if any) is put back and the exception re-raised.
+        """
+        tmp = f"{paths.metadata}.{secrets.token_hex(8)}{_TMP_SUFFIX}"
+        swapped = False
+        try:
+            fd = self._create_exclusive(tmp)
+            try:
+                self._write_all(fd, tmp, data)
+                if self.fsync:
+                    with self._disk("write", tmp):
+                        os.fsync(fd)
+            except BaseException:
+                _close_quietly(fd)
+                raise
+            with self._disk("close", tmp):
+                os.close(fd)
+            with self._disk("commit the metadata", paths.metadata):
+                os.replace(tmp, paths.metadata)
+            swapped = True
+            if self.fsync:
+                self._sync_directory(paths.directory)
+        except BaseException:
+            _remove_quietly(tmp)
+            if swapped:
+                self._restore_metadata(paths, previous)
+            raise
+
+    def _restore_metadata(self, paths: _Paths, previous: _Located | None) -> None:
+        """Best-effort undo of a metadata swap whose directory fsync failed."""
+        if previous is None or previous.raw_metadata is None:
+            _remove_quietly(paths.metadata)
+            return
+        tmp = f"{paths.metadata}.{secrets.token_hex(8)}{_TMP_SUFFIX}"
+        try:
+            with open(tmp, "xb") as fileobj:
+                fileobj.write(previous.raw_metadata)
+            os.replace(tmp, paths.metadata)
+        except OSError as exc:
+            _remove_quietly(tmp)
+            _log.error("could not restore the metadata %s after a failed write: %s", tmp, exc)
+
+    def _make_directories(self, directory: str) -> None:
+        if os.path.isdir(directory):
+            return
+        parent = os.path.dirname(directory)
+        for path in (parent, directory):
+            with self._disk("create the directory", path):
+                try:
+                    os.mkdir(path)
+                except FileExistsError:
+                    continue
+            if self.fsync:
+                self._sync_directory(os.path.dirname(path))
+
+    def _sync_directory(self, directory: str) -> None:
+        """fsync a directory so that the entries just added to or removed from it persist."""
+        if os.name == "nt":  # directories cannot be opened on Windows; NTFS journals renames
+            return
+        with self._disk("flush the directory", directory):
+            fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _remove_legacy(self, paths: _Paths, *, quietly: bool) -> None:
+        """Delete a filedepot file: its metadata first (then it is gone), then the rest."""
+        if not os.path.isdir(paths.legacy_directory):
+            return
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(paths.legacy_metadata)
+            shutil.rmtree(paths.legacy_directory)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if not quietly:
+                raise self._failure("delete", paths.legacy_directory, exc) from exc
+            _log.warning("could not remove %s: %s", paths.legacy_directory, exc)
+
+    # -- errors ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _disk(self, action: str, path: str) -> Iterator[None]:
+        """Turn an ``OSError`` of the disk into a :class:`StorageError` saying what failed."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise self._failure(action, path, exc) from exc
+
+    def _failure(self, action: str, path: str, exc: OSError) -> StorageError:
+        cause = exc.strerror or str(exc)
+        if exc.errno is not None and exc.errno in errno.errorcode:
+            cause = f"{cause} ({errno.errorcode[exc.errno]})"
+        advice = _ERRNO_ADVICE.get(exc.errno or 0)
+        message = f"cannot {action} {path!r}: {cause}"
+        return StorageError(self.description, f"{message}; {advice}" if advice else message)
+
+
+def _remove_quietly(path: str) -> None:
+    """Remove a file that must not stay behind, when an error is already being reported."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        _log.warning("could not remove %s (remove_incomplete will): %s", path, exc)
+
+
+def _close_quietly(fd: int) -> None:
+    """Close ``fd`` while another exception is being reported (which must stay the one seen)."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _modified_before(path: str, cutoff: float) -> bool:
+    try:
+        return os.lstat(path).st_mtime < cutoff
+    except FileNotFoundError:
+        return False
