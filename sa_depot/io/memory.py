@@ -30,6 +30,10 @@ class MemoryStoredFile(StoredFile):
     def tell(self) -> int:
         return self._buffer.tell()
 
+    def close(self) -> None:
+        self._buffer.close()  # so that reading a closed file fails, as with every other file
+        super().close()
+
 
 class MemoryFileStorage(FileStorage):
     """Keeps files in a dict, guarded by a lock so that threads may share it.

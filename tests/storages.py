@@ -1,0 +1,116 @@
+"""The storages that the contract suite (tests/contract/) runs against.
+
+Adding a backend takes one factory and one entry in :data:`STORAGES`::
+
+    @contextmanager
+    def s3_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStorage]:
+        endpoint = request.getfixturevalue("s3_endpoint")  # a server fixture, if needed
+        storage = S3Storage(..., bucket=f"contract-{uuid.uuid4().hex}")
+        yield storage
+        ...  # drop the bucket
+
+    STORAGES["s3"] = StorageBackend(
+        s3_storage,
+        child_config=lambda s: {"depot.backend": "sa_depot.io.boto3.S3Storage", ...},
+        raw_contents=lambda s: {...every object key in the bucket...},
+    )
+
+Every factory yields a fresh, empty storage. Capabilities (the fields of
+:class:`StorageBackend`) decide which contract tests run on a backend: a test marked
+``@pytest.mark.backend_needs("shared_between_processes")`` runs only where that attribute is
+true.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sa_depot.io.interfaces import FileStorage
+from sa_depot.io.local import LocalFileStorage
+from sa_depot.io.memory import MemoryFileStorage
+
+#: Chunk size the contract storages use where the backend allows it, so that multi-chunk
+#: files stay small. Tests read ``storage.chunk_size`` and adapt to whatever a backend uses.
+CONTRACT_CHUNK_SIZE = 16 * 1024
+
+StorageFactory = Callable[[pytest.FixtureRequest, Path], AbstractContextManager[FileStorage]]
+
+
+@dataclass(frozen=True)
+class StorageBackend:
+    """How to make a storage for the contract suite, and what it can do."""
+
+    #: A context manager factory taking the pytest request and a fresh temporary directory,
+    #: yielding an empty storage and cleaning up afterwards.
+    factory: StorageFactory
+    #: ``DepotManager.from_config`` options with which another process opens the same storage;
+    #: ``None`` when the storage lives in one process only. Enables the multi-process tests.
+    child_config: Callable[[FileStorage], dict[str, str]] | None = None
+    #: Whether creating and reading a file keep memory bounded whatever the file's size
+    #: (enables the 256 MiB test, which also needs ``child_config``).
+    bounded_memory: bool = True
+    #: Everything the backend holds, including temporary and incomplete artefacts (for local
+    #: storage: every file under the directory). The "nothing left behind" tests compare it
+    #: before and after a failed write; without it they can only compare ``list()``.
+    raw_contents: Callable[[FileStorage], set[str]] | None = None
+
+    @property
+    def shared_between_processes(self) -> bool:
+        return self.child_config is not None
+
+    @property
+    def measurable_memory(self) -> bool:
+        return self.bounded_memory and self.child_config is not None
+
+
+# -- memory -----------------------------------------------------------------------------------
+@contextmanager
+def memory_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStorage]:
+    storage = MemoryFileStorage()
+    storage.chunk_size = CONTRACT_CHUNK_SIZE
+    yield storage
+
+
+# -- local ------------------------------------------------------------------------------------
+def _local_factory(*, fsync: bool) -> StorageFactory:
+    @contextmanager
+    def local_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStorage]:
+        yield LocalFileStorage(tmp_path / "storage", fsync=fsync, chunk_size=CONTRACT_CHUNK_SIZE)
+
+    return local_storage
+
+
+def local_child_config(storage: FileStorage) -> dict[str, str]:
+    assert isinstance(storage, LocalFileStorage)
+    return {
+        "depot.backend": "sa_depot.io.local.LocalFileStorage",
+        "depot.storage_path": storage.storage_path,
+        "depot.fsync": str(storage.fsync).lower(),
+    }
+
+
+def local_files(storage: FileStorage) -> set[str]:
+    """Every file (not directory) under the storage directory, relative to it."""
+    assert isinstance(storage, LocalFileStorage)
+    found = set()
+    for directory, _, names in os.walk(storage.storage_path):
+        for name in names:
+            found.add(os.path.relpath(os.path.join(directory, name), storage.storage_path))
+    return found
+
+
+STORAGES: dict[str, StorageBackend] = {
+    "memory": StorageBackend(memory_storage, bounded_memory=False),
+    "local": StorageBackend(
+        _local_factory(fsync=True), child_config=local_child_config, raw_contents=local_files
+    ),
+    "local-nofsync": StorageBackend(
+        _local_factory(fsync=False), child_config=local_child_config, raw_contents=local_files
+    ),
+}
