@@ -148,7 +148,7 @@ def test_a_reader_racing_a_replace_gets_one_consistent_version(
     """The blob named by the metadata it read vanishes before it opens it: it looks again."""
     file_id = storage.create(b"first version")
     locate = storage._locate
-    raced = []
+    raced: list[bool] = []
 
     def locate_then_replace(*args: Any, **kwargs: Any) -> Any:
         located = locate(*args, **kwargs)
@@ -172,7 +172,7 @@ def test_a_reader_racing_a_delete_gets_file_not_found(
     file_id = storage.create(b"doomed")
     locate = storage._locate
 
-    raced = []
+    raced: list[bool] = []
 
     def locate_then_delete(*args: Any, **kwargs: Any) -> Any:
         located = locate(*args, **kwargs)
@@ -481,6 +481,7 @@ def test_damaged_metadata_is_reported_and_can_still_be_deleted(
 def test_metadata_naming_a_missing_blob_is_reported(storage: LocalFileStorage, root: Path) -> None:
     file_id = storage.create(b"data")
     with storage.get(file_id) as stored:
+        assert stored.local_path is not None
         os.unlink(stored.local_path)
     with pytest.raises(StorageError, match="does not exist"):
         storage.get(file_id)
