@@ -1,0 +1,290 @@
+"""DepotMiddleware: the WSGI file server of the storages configured in DepotManager.
+
+``<mountpoint>/<storage>/<file_id>[/<filename>]`` serves a file; any other path under the
+mountpoint is 404; a path outside it goes to the wrapped application untouched (404 when the
+middleware runs standalone, without one).
+
+A request goes through these steps, each in its own place:
+
+1. routing and method (here): 404 for a malformed path, 405 for a method other than GET/HEAD;
+2. access (here): signature (:mod:`sa_depot.serving.signing`), storage and id lookup, then
+   the policy's authorization hook (:mod:`sa_depot.serving.policy`);
+3. a temporary redirect when the storage gives the file a public or presigned URL;
+4. the response (:mod:`sa_depot.serving.responder`): conditional requests, ranges, headers
+   and body.
+
+The storage and the id come only from :class:`~sa_depot.manager.DepotManager` and the
+storage's own id validation, so no request can name anything outside a configured storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode
+
+from werkzeug.datastructures import ResponseCacheControl
+from werkzeug.exceptions import HTTPException
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Request, Response
+
+from sa_depot.exceptions import (
+    ConfigurationError,
+    FileNotFound,
+    InvalidFileId,
+    StorageError,
+    StorageNotFound,
+)
+from sa_depot.io.interfaces import DEFAULT_CHUNK_SIZE, StoredFile
+from sa_depot.manager import DepotManager
+from sa_depot.serving.policy import DEFAULT_INLINE_TYPES, ServingPolicy
+from sa_depot.serving.representation import SANDBOX_CSP, clean_filename
+from sa_depot.serving.responder import SECURITY_HEADERS, Responder, plain_response
+from sa_depot.serving.signing import UrlSigner, Verdict
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["DEFAULT_INLINE_TYPES", "DepotMiddleware", "ServingPolicy"]
+
+logger = logging.getLogger("sa_depot.middleware")
+
+#: One week, as in filedepot.
+DEFAULT_CACHE_MAX_AGE = 7 * 24 * 3600
+ALLOWED_METHODS = ("GET", "HEAD")
+
+
+class DepotMiddleware:
+    """Serve the files of the configured storages under ``mountpoint``.
+
+    :param app: the WSGI application receiving every request outside ``mountpoint``; ``None``
+        makes the middleware a standalone file server.
+    :param mountpoint: the URL path prefix of files, ``'/depot'`` by default.
+    :param cache_max_age: ``max-age`` of file responses, in seconds, unless a policy says
+        otherwise.
+    :param secret: the key of signed URLs (``url_for(path, expires_in=...)``); at least 16
+        bytes. Without it no URL can be signed and no storage can require signatures.
+    :param previous_secrets: older keys still accepted while a rotation is under way.
+    :param policy: the :class:`ServingPolicy` of storages without one of their own.
+    :param policies: ``{storage name: ServingPolicy}``. Aliases follow their storage.
+    :param max_ranges: a Range asking for more parts than this is ignored (whole file sent).
+    :param chunk_size: bytes read from a storage at a time.
+    :param replace_wsgi_filewrapper: ``True`` never uses the server's ``wsgi.file_wrapper``
+        (filedepot's option name; for servers whose wrapper misbehaves).
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication | None = None,
+        mountpoint: str = "/depot",
+        cache_max_age: int = DEFAULT_CACHE_MAX_AGE,
+        *,
+        secret: str | bytes | None = None,
+        previous_secrets: Sequence[str | bytes] = (),
+        policy: ServingPolicy | None = None,
+        policies: Mapping[str, ServingPolicy] | None = None,
+        max_ranges: int = 32,
+        chunk_size: int = 64 * 1024,
+        replace_wsgi_filewrapper: bool = False,
+    ) -> None:
+        if not isinstance(mountpoint, str) or not mountpoint.startswith("/"):
+            raise ConfigurationError(
+                f"mountpoint {mountpoint!r} must be a URL path starting with '/', e.g. '/depot'"
+            )
+        if any(char in mountpoint for char in "?#%") or not mountpoint.isprintable():
+            raise ConfigurationError(
+                f"mountpoint {mountpoint!r} must be a plain path without '?', '#', '%' or "
+                "control characters"
+            )
+        if not isinstance(cache_max_age, int) or cache_max_age < 0:
+            raise ConfigurationError(f"cache_max_age={cache_max_age!r}: use seconds >= 0")
+        if not isinstance(max_ranges, int) or max_ranges < 1:
+            raise ConfigurationError(f"max_ranges={max_ranges!r}: use an integer >= 1")
+        if not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size > DEFAULT_CHUNK_SIZE:
+            raise ConfigurationError(
+                f"chunk_size={chunk_size!r}: use a number of bytes from 1 to {DEFAULT_CHUNK_SIZE}"
+            )
+        self.app = app
+        #: The prefix of file URLs, without a trailing slash ('' when mounted at '/').
+        self.mountpoint = mountpoint.rstrip("/")
+        self.cache_max_age = cache_max_age
+        self.default_policy = policy if policy is not None else ServingPolicy()
+        self.policies: dict[str, ServingPolicy] = dict(policies or {})
+        self._signer = UrlSigner(secret, previous_secrets) if secret is not None else None
+        if self._signer is None and previous_secrets:
+            raise ConfigurationError("previous_secrets given without a current secret")
+        for name, storage_policy in [("default", self.default_policy), *self.policies.items()]:
+            if not isinstance(storage_policy, ServingPolicy):
+                raise ConfigurationError(
+                    f"the policy of {name!r} is a {type(storage_policy).__name__}, "
+                    "not a ServingPolicy"
+                )
+            if storage_policy.require_signature and self._signer is None:
+                raise ConfigurationError(
+                    f"the policy of {name!r} requires signed URLs but no secret is configured: "
+                    "pass secret=... to the middleware"
+                )
+        self._responder = Responder(
+            chunk_size=chunk_size,
+            max_ranges=max_ranges,
+            use_file_wrapper=not replace_wsgi_filewrapper,
+        )
+
+    # -- URLs --------------------------------------------------------------------------------
+    def policy_for(self, storage: str) -> ServingPolicy:
+        """The policy of ``storage`` (a storage name or an alias)."""
+        return self.policies.get(DepotManager.resolve_alias(storage), self.default_policy)
+
+    def url_for(
+        self, path: str, expires_in: float | None = None, filename: str | None = None
+    ) -> str:
+        """The URL of ``'storage/file_id'`` (``filename`` names the download).
+
+        With ``expires_in`` (seconds) the URL is signed and refused after that time. A storage
+        whose policy requires signatures gets its ``signed_url_expires_in`` by default.
+        """
+        storage, file_id = DepotManager.split_path(path)
+        if expires_in is None and self.policy_for(storage).require_signature:
+            expires_in = self.policy_for(storage).signed_url_expires_in
+            if expires_in is None:
+                raise ConfigurationError(
+                    f"storage {storage!r} serves signed URLs only: pass expires_in=... or set "
+                    "signed_url_expires_in in its ServingPolicy"
+                )
+        url = f"{self.mountpoint}/{quote(storage, safe='')}/{quote(file_id, safe='')}"
+        name = clean_filename(filename)
+        if name:
+            url += "/" + quote(name, safe="")
+        if expires_in is not None:
+            if self._signer is None:
+                raise ConfigurationError(
+                    "signed URLs need a secret: create the middleware with secret=... "
+                    "(DepotManager.make_middleware(app, secret=...))"
+                )
+            expires = self._signer.expiry(expires_in)
+            signature = self._signer.sign(f"{storage}/{file_id}", expires)
+            url += "?" + urlencode({"expires": expires, "signature": signature})
+        return url
+
+    # -- WSGI --------------------------------------------------------------------------------
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ, populate_request=False, shallow=True)
+        path = request.path
+        prefix = self.mountpoint
+        if not (path == prefix or path.startswith(prefix + "/")):
+            if self.app is not None:
+                return self.app(environ, start_response)
+            return plain_response(404, "Not Found")(environ, start_response)
+        response = self._handle(request, path[len(prefix) + 1 :])
+        return response(environ, start_response)
+
+    def _handle(self, request: Request, subpath: str) -> Response:
+        segments = subpath.split("/")
+        if len(segments) not in (2, 3) or not all(segments):
+            return plain_response(404, "Not Found: file URLs are <storage>/<file id>[/<name>]")
+        if request.method not in ALLOWED_METHODS:
+            return plain_response(
+                405,
+                f"Method Not Allowed: files answer {' and '.join(ALLOWED_METHODS)}",
+                [("Allow", ", ".join(ALLOWED_METHODS))],
+            )
+        storage_name, file_id = segments[0], segments[1]
+        try:
+            storage = DepotManager.get(storage_name)
+        except StorageNotFound:
+            return plain_response(404, "Not Found")
+        policy = self.policy_for(storage_name)
+
+        signed_until = None
+        if self._signer is not None and ("signature" in request.args or "expires" in request.args):
+            expires = request.args.get("expires", "")
+            verdict = self._signer.verify(
+                f"{storage_name}/{file_id}", expires, request.args.get("signature", "")
+            )
+            if verdict is not Verdict.VALID:
+                reason = "the link has expired" if verdict is Verdict.EXPIRED else "bad signature"
+                return self._denied(policy, reason)
+            signed_until = int(expires)
+        elif policy.require_signature:
+            return self._denied(policy, "this file is served through signed links only")
+
+        try:
+            stored = storage.get(file_id)
+        except (InvalidFileId, FileNotFound):
+            return plain_response(404, "Not Found")
+        except StorageError:
+            logger.exception("storage %r failed to open %r", storage_name, file_id)
+            return plain_response(503, "Service Unavailable: the storage failed; try again")
+        try:
+            if signed_until is None and policy.authorize is not None:
+                refusal = self._authorize(policy, request, stored)
+                if refusal is not None:
+                    stored.close()
+                    return refusal
+            public_url = stored.public_url
+            if public_url and policy.public_urls == "redirect":
+                stored.close()
+                return self._redirect(policy, public_url)
+        except BaseException:
+            stored.close()
+            raise
+        cache_control = self._cache_control(policy, signed_until)
+        return self._responder.respond(request, stored, policy, cache_control)
+
+    # -- the parts ---------------------------------------------------------------------------
+    def _authorize(
+        self, policy: ServingPolicy, request: Request, stored: StoredFile
+    ) -> Response | None:
+        """``None`` if the hook allows the request, else the response refusing it."""
+        assert policy.authorize is not None
+        try:
+            allowed = policy.authorize(request, stored)
+        except PermissionError:
+            allowed = False
+        except HTTPException as exc:  # the hook chose its own answer (401, 404...)
+            response = exc.get_response(request.environ)
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Content-Security-Policy"] = SANDBOX_CSP
+            response.headers.extend(SECURITY_HEADERS)
+            return response
+        # anything but True (a forgotten return gives None) denies: fail closed
+        return None if allowed is True else self._denied(policy, "access denied")
+
+    def _denied(self, policy: ServingPolicy, reason: str) -> Response:
+        if policy.deny_status == 404:
+            return plain_response(404, "Not Found")
+        return plain_response(403, f"Forbidden: {reason}")
+
+    def _redirect(self, policy: ServingPolicy, location: str) -> Response:
+        response = redirect(location, code=policy.redirect_status)
+        cache = ResponseCacheControl()
+        if policy.cache == "public" and policy.redirect_max_age > 0:
+            cache.public = True
+            cache.max_age = policy.redirect_max_age
+        else:
+            # a presigned target expires, and a restricted file's redirect must not be shared
+            cache.no_store = True
+        response.headers["Cache-Control"] = cache.to_header()
+        response.headers.extend(SECURITY_HEADERS)
+        return response
+
+    def _cache_control(self, policy: ServingPolicy, signed_until: int | None) -> str:
+        cache = ResponseCacheControl()
+        if policy.cache == "no-store":
+            cache.no_store = True
+            return cache.to_header()
+        max_age = self.cache_max_age if policy.max_age is None else policy.max_age
+        if signed_until is not None:  # a cached copy must not outlive the link
+            max_age = max(0, min(max_age, signed_until - int(time.time())))
+        if policy.cache == "public":
+            cache.public = True
+        else:
+            cache.private = True
+        cache.max_age = max_age
+        return cache.to_header()
+
+    def __repr__(self) -> str:
+        mode = "standalone" if self.app is None else f"wrapping {self.app!r}"
+        return f"<DepotMiddleware at {self.mountpoint or '/'!r} {mode}>"

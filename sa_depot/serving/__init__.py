@@ -1,0 +1,14 @@
+"""The parts of :class:`~sa_depot.middleware.DepotMiddleware`, one concern per module.
+
+* :mod:`~sa_depot.serving.policy`: :class:`ServingPolicy`, how one storage's files are served;
+* :mod:`~sa_depot.serving.signing`: signed, expiring URLs;
+* :mod:`~sa_depot.serving.conditional`: ETag, Last-Modified and conditional requests;
+* :mod:`~sa_depot.serving.ranges`: which byte ranges a request gets;
+* :mod:`~sa_depot.serving.representation`: Content-Type, Content-Disposition and the sandbox;
+* :mod:`~sa_depot.serving.body`: response bodies read in bounded chunks;
+* :mod:`~sa_depot.serving.responder`: all of the above, turned into a response.
+"""
+
+from sa_depot.serving.policy import DEFAULT_INLINE_TYPES, AuthorizationHook, ServingPolicy
+
+__all__ = ["DEFAULT_INLINE_TYPES", "AuthorizationHook", "ServingPolicy"]

@@ -1,0 +1,232 @@
+"""Turn an opened :class:`~sa_depot.io.interfaces.StoredFile` into an HTTP response.
+
+Conditional requests first (412, 304), then a hand-off to a front server when the policy asks
+for one, then Range (206, multipart, 416), then the body: the server's ``wsgi.file_wrapper``
+for a whole local file, otherwise chunked reads. The responder owns the stored file it is
+given: it is closed when the response is complete (by the server, through the body's
+``close``) or at once when no body is sent.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Request, Response
+
+from sa_depot.io.interfaces import StoredFile
+from sa_depot.serving.body import Piece, StoredFileBody, multipart_byteranges
+from sa_depot.serving.conditional import (
+    Outcome,
+    Validators,
+    evaluate_preconditions,
+    if_range_allows_range,
+)
+from sa_depot.serving.policy import ServingPolicy
+from sa_depot.serving.ranges import ByteRange, UnsatisfiableRange, select_ranges
+from sa_depot.serving.representation import (
+    SANDBOX_CSP,
+    content_disposition,
+    is_inline,
+    safe_content_type,
+)
+
+logger = logging.getLogger("sa_depot.middleware")
+
+#: On every response of the middleware: browsers must not second-guess the Content-Type.
+SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"),)
+
+
+def plain_response(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """A short text response for errors: never cached, never rendered as a document."""
+    response = Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = SANDBOX_CSP
+    response.headers.extend(SECURITY_HEADERS)
+    response.headers.extend(headers)
+    return response
+
+
+@dataclass(frozen=True)
+class Responder:
+    """Settings shared by every file response of a middleware.
+
+    :param chunk_size: bytes read from the storage at a time.
+    :param max_ranges: more ranges than this in one request are ignored (whole file sent).
+    :param use_file_wrapper: hand whole local files to the server's ``wsgi.file_wrapper``.
+    """
+
+    chunk_size: int
+    max_ranges: int
+    use_file_wrapper: bool
+
+    def respond(
+        self, request: Request, stored: StoredFile, policy: ServingPolicy, cache_control: str
+    ) -> Response:
+        try:
+            return self._respond(request, stored, policy, cache_control)
+        except BaseException:
+            stored.close()
+            raise
+
+    def _respond(
+        self, request: Request, stored: StoredFile, policy: ServingPolicy, cache_control: str
+    ) -> Response:
+        length = _length_of(stored)
+        validators = Validators.of(stored, length)
+        headers = Headers(SECURITY_HEADERS)
+        headers["Cache-Control"] = cache_control
+        headers["ETag"] = validators.etag_header
+        headers["Last-Modified"] = validators.last_modified_header
+
+        outcome = evaluate_preconditions(request, validators)
+        if outcome is not Outcome.PROCEED:
+            stored.close()
+            if outcome is Outcome.NOT_MODIFIED:
+                return Response(status=304, headers=headers)
+            return plain_response(412, "Precondition Failed: the file has changed")
+
+        content_type = safe_content_type(stored.content_type)
+        inline = is_inline(content_type, policy.inline_types)
+        headers["Content-Type"] = content_type
+        headers["Content-Disposition"] = content_disposition(stored.filename, inline)
+        if not inline:
+            headers["Content-Security-Policy"] = SANDBOX_CSP
+        can_range = length is not None and stored.seekable()
+        headers["Accept-Ranges"] = "bytes" if can_range else "none"
+
+        handoff = _front_server_handoff(stored, policy)
+        if handoff is not None:
+            # the front server reads the file and answers Range itself; we send no body
+            stored.close()
+            headers[handoff[0]] = handoff[1]
+            headers["Content-Length"] = "0"
+            return _headers_only(200, headers)
+
+        if length is None or not can_range:
+            return self._whole(request, stored, headers, length)
+
+        selected: list[ByteRange] | None = None
+        if (
+            request.method == "GET"  # RFC 9110 section 14.2: Range is defined for GET only
+            and request.range is not None
+            and if_range_allows_range(request, validators)
+        ):
+            try:
+                selected = select_ranges(request.range, length, self.max_ranges)
+            except UnsatisfiableRange as exc:
+                stored.close()
+                return plain_response(
+                    416,
+                    "Range Not Satisfiable: no requested range lies within the file",
+                    [("Content-Range", exc.content_range)],
+                )
+        if selected is None:
+            return self._whole(request, stored, headers, length)
+        if len(selected) == 1:
+            headers["Content-Range"] = selected[0].content_range
+            return self._body(request, stored, headers, 206, [selected[0]])
+        boundary, pieces = multipart_byteranges(selected, content_type)
+        if StoredFileBody(stored, pieces, self.chunk_size).length >= length:
+            # the parts would weigh more than the file: the whole file is the cheaper answer
+            return self._whole(request, stored, headers, length)
+        headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
+        return self._body(request, stored, headers, 206, pieces)
+
+    def _whole(
+        self, request: Request, stored: StoredFile, headers: Headers, length: int | None
+    ) -> Response:
+        if length is None:
+            # neither recorded nor measurable: stream to the end without a Content-Length
+            if request.method == "HEAD":
+                stored.close()
+                return _headers_only(200, headers)
+            body = StoredFileBody(stored, [], self.chunk_size, to_end=True)
+            return Response(body, status=200, headers=headers, direct_passthrough=True)
+        wrapper = request.environ.get("wsgi.file_wrapper")
+        if (
+            request.method == "GET"
+            and self.use_file_wrapper
+            and wrapper is not None
+            and _has_descriptor(stored)
+        ):
+            headers["Content-Length"] = str(length)
+            app_iter = wrapper(stored, self.chunk_size)
+            return Response(app_iter, status=200, headers=headers, direct_passthrough=True)
+        return self._body(request, stored, headers, 200, [ByteRange(0, length, length)])
+
+    def _body(
+        self,
+        request: Request,
+        stored: StoredFile,
+        headers: Headers,
+        status: int,
+        pieces: list[Piece],
+    ) -> Response:
+        body = StoredFileBody(stored, pieces, self.chunk_size)
+        headers["Content-Length"] = str(body.length)
+        if request.method == "HEAD":
+            stored.close()  # HEAD reads no content
+            return _headers_only(status, headers)
+        return Response(body, status=status, headers=headers, direct_passthrough=True)
+
+
+def _headers_only(status: int, headers: Headers) -> Response:
+    """A response without a body that keeps the Content-Length set in ``headers``.
+
+    (Giving Werkzeug ``b""`` would make it recompute Content-Length as 0.)
+    """
+    return Response([], status=status, headers=headers)
+
+
+def _length_of(stored: StoredFile) -> int | None:
+    """The recorded length, or the measured one for files stored without it (filedepot's)."""
+    if stored.content_length is not None:
+        return stored.content_length
+    if not stored.seekable():
+        return None
+    length = stored.seek(0, io.SEEK_END)
+    stored.seek(0)
+    return length
+
+
+def _has_descriptor(stored: StoredFile) -> bool:
+    """Whether ``stored`` is a real file the server can ``sendfile`` from."""
+    if stored.local_path is None:
+        return False
+    try:
+        stored.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+    return True
+
+
+def _front_server_handoff(stored: StoredFile, policy: ServingPolicy) -> tuple[str, str] | None:
+    """The ``X-Accel-Redirect`` or ``X-Sendfile`` header for a local file, if configured."""
+    path = stored.local_path
+    if path is None or not (policy.x_sendfile or policy.x_accel_redirect):
+        return None
+    path = os.path.abspath(path)
+    if policy.x_sendfile:
+        if path.isascii() and path.isprintable():
+            return "X-Sendfile", path
+        logger.warning("X-Sendfile: %r is not an ASCII path; serving it directly", path)
+        return None
+    assert policy.x_accel_redirect is not None
+    for directory, location in policy.x_accel_redirect.items():
+        relative = os.path.relpath(path, os.path.abspath(directory))
+        if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            continue
+        uri_path = quote(relative.replace(os.sep, "/"), safe="/")
+        return "X-Accel-Redirect", location.rstrip("/") + "/" + uri_path
+    logger.warning(
+        "X-Accel-Redirect: %r is under none of the mapped directories %s; serving it directly",
+        path,
+        list(policy.x_accel_redirect),
+    )
+    return None
