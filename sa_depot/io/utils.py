@@ -137,7 +137,9 @@ def _raw_stream(content: object) -> Any:
         return content
     for attr in ("stream", "file"):  # Werkzeug FileStorage, Starlette UploadFile, cgi
         inner = getattr(content, attr, None)
-        if inner is not None and hasattr(inner, "read") and getattr(content, "filename", None):
+        # An upload object has a filename attribute even when it is empty or None (no file
+        # chosen); its own read() may be async (Starlette), so always read the inner file.
+        if inner is not None and hasattr(inner, "read") and hasattr(content, "filename"):
             return inner
     return content
 
