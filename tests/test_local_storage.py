@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from sa_depot.exceptions import FileNotFound, InvalidFileId, StorageError
+from sa_depot.exceptions import ConfigurationError, FileNotFound, InvalidFileId, StorageError
 from sa_depot.io.local import LocalFileStorage
 from tests.storages import local_files
 
@@ -77,6 +77,12 @@ def test_a_storage_path_that_is_a_file_raises_storage_error(tmp_path: Path) -> N
         LocalFileStorage(occupied)
     assert str(occupied) in str(raised.value)
     assert isinstance(raised.value.__cause__, OSError)
+
+
+def test_a_non_positive_chunk_size_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="chunk_size must be a positive"):
+        LocalFileStorage(tmp_path / "files", chunk_size=0)
+    assert not (tmp_path / "files").exists()
 
 
 def test_files_are_sharded_two_levels_deep(storage: LocalFileStorage, root: Path) -> None:

@@ -36,6 +36,9 @@ written in the layout above and the old directory removed) and deleted.
 ``fsync=False`` skips every fsync: writes are still atomic for other processes, but a power
 loss may lose files whose commit was reported. On macOS ``os.fsync`` does not flush the drive's
 own cache; use a file system or mount options that do if that matters.
+
+Written for POSIX file semantics (Linux, macOS, BSD): a reader keeps an unlinked file open, and
+a rename replaces its target atomically. It is not tested on Windows.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sa_depot.exceptions import FileNotFound, InvalidFileId, StorageError
+from sa_depot.exceptions import ConfigurationError, FileNotFound, InvalidFileId, StorageError
 from sa_depot.io.interfaces import (
     DEFAULT_CHUNK_SIZE,
     FileInfo,
@@ -180,7 +183,9 @@ class LocalFileStorage(FileStorage):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         if chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of bytes, not {chunk_size}")
+            raise ConfigurationError(
+                f"chunk_size must be a positive number of bytes, not {chunk_size}"
+            )
         self.storage_path = os.path.abspath(os.fspath(storage_path))
         self.fsync = fsync
         self.chunk_size = chunk_size
