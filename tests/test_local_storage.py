@@ -258,15 +258,20 @@ def test_remove_incomplete_removes_only_old_leftovers(
         path.write_bytes(b"x")
     for path in [*stale, foreign]:
         set_age(path, timedelta(hours=2))
-    unfinished_legacy = root / str(uuid.uuid1())
+    unfinished_legacy = root / str(uuid.uuid1())  # filedepot died before its metadata
     unfinished_legacy.mkdir()
     (unfinished_legacy / "file").write_bytes(b"no metadata")
+    set_age(unfinished_legacy / "file", timedelta(hours=2))
     set_age(unfinished_legacy, timedelta(hours=2))
+    legacy_in_progress = root / str(uuid.uuid1())  # filedepot still writing its content
+    legacy_in_progress.mkdir()
+    (legacy_in_progress / "file").write_bytes(b"still arriving")
+    set_age(legacy_in_progress, timedelta(hours=2))
 
     removed = storage.remove_incomplete(older_than=timedelta(hours=1))
 
     assert sorted(removed) == sorted(str(p) for p in [*stale, unfinished_legacy])
-    assert young.exists() and foreign.exists()
+    assert young.exists() and foreign.exists() and legacy_in_progress.exists()
     assert read_back(storage, committed) == b"committed"
 
 

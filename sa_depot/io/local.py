@@ -304,6 +304,7 @@ class LocalFileStorage(FileStorage):
                 and os.path.isdir(path)
                 and not os.path.exists(os.path.join(path, _LEGACY_METADATA))
                 and _modified_before(path, cutoff)
+                and all(_modified_before(os.path.join(path, n), cutoff) for n in self._scan(path))
             ):
                 with self._disk("remove the incomplete directory", path):
                     shutil.rmtree(path)
