@@ -279,3 +279,36 @@ def test_storing_without_libmagic_uses_the_filename() -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         file_id = storage.create(GIF, "picture.png")
     assert storage.info(file_id).content_type == "image/png"
+
+
+class _NonBlocking(io.RawIOBase):
+    """A raw stream that has data, then says "nothing ready yet" (None) mid-way."""
+
+    def __init__(self) -> None:
+        self._answers: list[bytes | None] = [b"x" * 4096, None, b"y" * 10]
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes | None:  # type: ignore[override]
+        return self._answers.pop(0) if self._answers else b""
+
+
+def test_a_non_blocking_stream_is_refused_not_truncated() -> None:
+    storage = MemoryFileStorage()
+    with pytest.raises(UnsupportedContent, match="non-blocking"):
+        storage.create(_NonBlocking())
+    assert storage.list() == []
+
+
+def test_a_file_intent_without_type_keeps_the_uploads_declared_type() -> None:
+    class Upload:
+        filename = "report.bin"
+        content_type = "application/x-custom"
+        file = io.BytesIO(b"\x00\x01\x02")
+
+    storage = MemoryFileStorage()
+    file_id = storage.create(FileIntent(Upload(), None, None))
+    with storage.get(file_id) as stored:
+        assert stored.content_type == "application/x-custom"
+        assert stored.filename == "report.bin"

@@ -104,7 +104,9 @@ def guess_content_type(head: bytes, filename: str | None) -> str:
 
 def content_filename(content: object) -> str | None:
     """The filename ``content`` carries, if any."""
-    if isinstance(content, (FileIntent, StoredFile)):
+    if isinstance(content, FileIntent):
+        return content.filename or content_filename(content.fileobj)
+    if isinstance(content, StoredFile):
         return content.filename
     if isinstance(content, (bytes, bytearray, memoryview, str)):
         return None
@@ -118,8 +120,12 @@ def content_filename(content: object) -> str | None:
 
 
 def _carried_content_type(content: object) -> str | None:
-    if isinstance(content, (FileIntent, StoredFile)):
+    if isinstance(content, FileIntent):
+        return content.content_type or _carried_content_type(content.fileobj)
+    if isinstance(content, StoredFile):
         return content.content_type
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return None
     for attr in ("content_type", "type"):  # Werkzeug/Starlette, then cgi.FieldStorage
         value = getattr(content, attr, None)
         if isinstance(value, str) and value:
@@ -161,13 +167,7 @@ class _HeadReader(io.RawIOBase):
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        data = self._rest.read(len(buffer))
-        if not data:
-            return 0
-        if isinstance(data, str):
-            raise UnsupportedContent(
-                "the file object returned str, not bytes: open it in binary mode ('rb')"
-            )
+        data = _checked_read(self._rest, len(buffer))
         n = len(data)
         buffer[:n] = data
         return n
@@ -201,19 +201,30 @@ def prepare_content(
     return _HeadReader(head, stream), filename, content_type  # type: ignore[return-value]
 
 
+def _checked_read(stream: Any, size: int) -> bytes:
+    """``stream.read(size)``, refusing answers that would silently corrupt the stored file."""
+    data = stream.read(size)
+    if data is None:
+        raise UnsupportedContent(
+            "the file object returned None from read(): it is a non-blocking stream with no "
+            "data ready. Pass a blocking stream, or read the content first and pass bytes"
+        )
+    if isinstance(data, str):
+        raise UnsupportedContent(
+            "the file object returned str, not bytes: open it in binary mode ('rb')"
+        )
+    return bytes(data)
+
+
 def _read_head(stream: Any, size: int) -> bytes:
     """Read up to ``size`` bytes (short reads of pipes and sockets are retried)."""
     parts: list[bytes] = []
     remaining = size
     while remaining > 0:
-        data = stream.read(remaining)
+        data = _checked_read(stream, remaining)
         if not data:
             break
-        if isinstance(data, str):
-            raise UnsupportedContent(
-                "the file object returned str, not bytes: open it in binary mode ('rb')"
-            )
-        parts.append(bytes(data))
+        parts.append(data)
         remaining -= len(data)
     return b"".join(parts)
 
