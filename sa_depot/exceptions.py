@@ -13,6 +13,9 @@ UnsupportedContent     ``TypeError``                    the content cannot be st
 ConfigurationError     ``ValueError``                   a storage or manager option is wrong
 StorageError           ``OSError`` (IOError)            the backend failed (disk full, server
                                                         down, wrong credentials...)
+FileDiscarded          ``ValueError``                   an UploadedFile whose file was removed
+                                                        with the transaction that uploaded it
+                                                        is assigned or saved again
 =====================  ===============================  ====================================
 """
 
@@ -81,3 +84,16 @@ class StorageError(DepotError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class FileDiscarded(DepotError, ValueError):
+    """The UploadedFile's files were removed because the transaction that uploaded them ended
+    without saving them (a rollback, a closed session, a savepoint rolled back). Saving the
+    descriptor again would make a row point at nothing: assign the content again instead."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"the file {path!r} was removed when the transaction that uploaded it ended without "
+            "saving it (rollback or close); assign the content again to upload a new file"
+        )

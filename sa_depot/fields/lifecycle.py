@@ -1,0 +1,690 @@
+"""The session lifecycle: files live and die with the transaction that saved or replaced them.
+
+What it guarantees, and where its limits lie, is documented in docs/orm.md. How:
+
+**Ledgers.** Each *boundary* :class:`~sqlalchemy.orm.SessionTransaction` (the root
+transaction, and each SAVEPOINT of ``begin_nested()``) gets a :class:`Ledger` the first time a
+file concerns it. A ledger lists
+
+* ``uploads``: the :class:`~sa_depot.fields.ownership.UploadRecord` of files uploaded for
+  objects of the session (attached at assignment, at ``session.add()``, or at the flush that
+  writes them; a record moves to the ledger of the innermost transaction that flushes it);
+* ``removals``: the files whose row was updated or deleted by a flush (or an ORM-enabled
+  ``update()``/``delete()``) in this transaction, already written to the removal journal
+  (:mod:`sa_depot.fields.journal`) on the same connection.
+
+When a SAVEPOINT is released its ledger is merged into its parent's. When one is rolled back,
+its uploads are removed and its removals forgotten (the database forgets their journal rows).
+When the root transaction commits, flushed uploads are kept, uploads that never reached the
+database are removed, and the removals are carried out, their journal rows deleted (or, when a
+removal fails, kept for the collector). When it rolls back or the session closes, every upload
+is removed.
+
+**Events.** :func:`watch_mappers` (called by ``UploadedFileField()``) listens for
+``mapper_configured``; a mapper with UploadedFileField columns gets attribute ``set``
+listeners (content becomes an UploadedFile) and ``before_insert``/``before_update``/
+``before_delete`` listeners (old values are found, copies made, removals journaled), and the
+first such mapper installs the Session listeners (``before_attach``, ``after_commit``,
+``after_transaction_end``, ``do_orm_execute``). :func:`uninstall` removes every listener
+(tests).
+
+**One row per file.** A stored file belongs to one row. Writing a descriptor that another row
+holds (``b.attachment = a.attachment``) stores a copy for the second row at its flush, so that
+removing either row's file can never break the other. A descriptor that equals the row's
+current value is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import (
+    InstanceState,
+    Mapper,
+    ORMExecuteState,
+    Session,
+    SessionTransaction,
+)
+from sqlalchemy.orm.base import instance_state
+from sqlalchemy.sql.elements import BindParameter
+
+from sa_depot.exceptions import FileDiscarded, UnsupportedContent
+from sa_depot.fields import journal
+from sa_depot.fields.ownership import (
+    SOME_ROW,
+    UploadRecord,
+    UploadState,
+    lock,
+    remove_abandoned,
+    remove_paths,
+)
+from sa_depot.fields.upload import UploadedFile
+
+if TYPE_CHECKING:
+    from sa_depot.fields.sqlalchemy import UploadedFileField
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    #: Write the removal journal (see :func:`configure`).
+    journal: bool = True
+
+
+settings = Settings()
+
+
+def configure(*, journal: bool | None = None) -> None:
+    """Change how the lifecycle works, process-wide.
+
+    :param journal: with ``False``, replaced and deleted files are still removed after the
+        commit, but nothing is written to ``sa_depot_pending_removals``: a crash between the
+        commit and the removals, or a failing removal, leaves the files to the collector's
+        sweep (after its grace period) instead of its journal pass. Use it only if you cannot
+        create the table.
+    """
+    if journal is not None:
+        settings.journal = journal
+
+
+# == ledgers ===================================================================================
+@dataclass(eq=False)
+class Ledger:
+    """What one boundary transaction did to files (see the module docs)."""
+
+    uploads: list[UploadRecord] = field(default_factory=list)
+    #: ``(path, engine whose journal lists it, or None)``.
+    removals: list[tuple[str, sa.Engine | None]] = field(default_factory=list)
+    removal_paths: set[str] = field(default_factory=set)
+    connections: set[sa.Connection] = field(default_factory=set)
+    committed: bool = False
+
+    def adopt(self, record: UploadRecord) -> None:
+        """Make this transaction answer for ``record`` (taking it from another ledger)."""
+        with lock:
+            previous = record.ledger
+            if previous is self:
+                return
+            if previous is not None:
+                previous.uploads.remove(record)
+            record.ledger = self
+            record.release()
+            self.uploads.append(record)
+
+    def absorb(self, child: Ledger) -> None:
+        """A released SAVEPOINT's ledger joins its parent's."""
+        with lock:
+            for record in child.uploads:
+                record.ledger = self
+                self.uploads.append(record)
+            child.uploads = []
+        for path, engine in child.removals:
+            if path not in self.removal_paths:
+                self.removals.append((path, engine))
+                self.removal_paths.add(path)
+        self.connections |= child.connections
+
+
+_ledgers: weakref.WeakKeyDictionary[SessionTransaction, Ledger] = weakref.WeakKeyDictionary()
+
+
+def _boundary_of(transaction: SessionTransaction) -> SessionTransaction:
+    """The root or SAVEPOINT transaction whose state ``transaction`` shares."""
+    while not transaction.nested and transaction.parent is not None:
+        transaction = transaction.parent
+    return transaction
+
+
+def _current_boundary(session: Session) -> SessionTransaction | None:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _ledger(transaction: SessionTransaction) -> Ledger:
+    with lock:
+        ledger = _ledgers.get(transaction)
+        if ledger is None:
+            ledger = _ledgers[transaction] = Ledger()
+        return ledger
+
+
+def _ledger_chain(transaction: SessionTransaction) -> Iterator[Ledger]:
+    current: SessionTransaction | None = transaction
+    while current is not None:
+        ledger = _ledgers.get(current)
+        if ledger is not None:
+            yield ledger
+        current = current.parent
+
+
+def _scheduled_for_removal(transaction: SessionTransaction, paths: Iterable[str]) -> bool:
+    wanted = set(paths)
+    return any(wanted & ledger.removal_paths for ledger in _ledger_chain(transaction))
+
+
+def _schedule_removals(
+    transaction: SessionTransaction, connection: sa.Connection, paths: Sequence[str]
+) -> None:
+    ledger = _ledger(transaction)
+    ledger.connections.add(connection)
+    fresh = [p for p in dict.fromkeys(paths) if p not in ledger.removal_paths]
+    if not fresh:
+        return
+    engine: sa.Engine | None = None
+    if settings.journal:
+        journal.record_removals(connection, fresh)
+        engine = connection.engine
+    ledger.removals.extend((p, engine) for p in fresh)
+    ledger.removal_paths.update(fresh)
+
+
+# == session events ============================================================================
+def _on_before_attach(session: Session, instance: object) -> None:
+    state = instance_state(instance)
+    fields = _mapper_fields.get(state.mapper)
+    if not fields:
+        return
+    transaction = _current_boundary(session)
+    if transaction is None:  # pragma: no cover - attaching always begins a transaction
+        return
+    for key in fields:
+        _adopt_value(state.dict.get(key), transaction)
+
+
+def _adopt_value(value: object, transaction: SessionTransaction) -> None:
+    """Make ``transaction`` answer for a fresh upload nobody answers for yet."""
+    if not isinstance(value, UploadedFile):
+        return
+    record = value.lifecycle
+    if record is not None and record.state is UploadState.PENDING and record.ledger is None:
+        _ledger(transaction).adopt(record)
+
+
+def _on_after_commit(session: Session) -> None:
+    transaction = _current_boundary(session)  # the one committing (its children are closed)
+    if transaction is not None:
+        ledger = _ledgers.get(transaction)
+        if ledger is not None:
+            ledger.committed = True
+
+
+def _on_after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    with lock:
+        ledger = _ledgers.pop(transaction, None)
+    if ledger is not None:
+        if ledger.committed and transaction.nested:
+            assert transaction.parent is not None
+            _ledger(_boundary_of(transaction.parent)).absorb(ledger)
+        elif ledger.committed:
+            _finish_commit(ledger)
+        else:
+            _finish_rollback(ledger)
+    if transaction.parent is None:
+        remove_abandoned()
+
+
+def _finish_rollback(ledger: Ledger) -> None:
+    with lock:
+        records = [r for r in ledger.uploads if r.ledger is ledger]
+        ledger.uploads = []
+        for record in records:
+            record.state = UploadState.DISCARDED
+            record.ledger = None
+    for record in records:
+        record.discard()
+
+
+def _finish_commit(ledger: Ledger) -> None:
+    with lock:
+        records = [r for r in ledger.uploads if r.ledger is ledger]
+        ledger.uploads = []
+        unsaved = []
+        for record in records:
+            if record.flushed:
+                record.mark_saved()
+            else:  # uploaded for an object that left the session before any flush wrote it
+                record.state = UploadState.DISCARDED
+                record.ledger = None
+                unsaved.append(record)
+    for record in unsaved:
+        record.discard()
+    if not ledger.removals:
+        return
+    if any(conn.in_transaction() for conn in ledger.connections if not conn.closed):
+        # The session joined a transaction it does not own (Session(bind=connection), the
+        # test-suite pattern): its "commit" is not final. Whatever happens to the outer
+        # transaction, the journal rows share its fate and the collector finishes them.
+        _log.debug(
+            "outer transaction still open: %d removals left to the collector", len(ledger.removals)
+        )
+        return
+    _remove_after_commit(ledger.removals)
+
+
+def _remove_after_commit(removals: Sequence[tuple[str, sa.Engine | None]]) -> None:
+    by_engine: dict[sa.Engine | None, list[str]] = {}
+    for path, engine in removals:
+        by_engine.setdefault(engine, []).append(path)
+    for engine, paths in by_engine.items():
+        failures = remove_paths(paths)
+        if engine is None:
+            continue
+        failed = {path for path, _ in failures}
+        try:
+            journal.complete_removals(engine, [p for p in paths if p not in failed])
+            journal.record_failures(engine, failures)
+        except sa.exc.SQLAlchemyError as exc:  # the commit succeeded: do not hide that
+            _log.warning(
+                "sa_depot could not update its removal journal after a commit (%s); the "
+                "collector will finish these removals: %s",
+                exc,
+                ", ".join(paths),
+            )
+
+
+# == attribute events ==========================================================================
+def _make_set_listener(field_type: UploadedFileField) -> Callable[..., Any]:
+    def on_set(target: object, value: Any, oldvalue: Any, initiator: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, UploadedFile):
+            uploaded = value
+            record = uploaded.lifecycle
+            if record is not None and record.state is UploadState.DISCARDED:
+                raise FileDiscarded(record.path)
+        elif isinstance(value, dict):
+            uploaded = field_type.upload_type(value)
+        else:
+            uploaded = field_type.upload(value)
+        session = instance_state(target).session
+        if session is not None:
+            transaction = _current_boundary(session)
+            if transaction is not None:
+                _adopt_value(uploaded, transaction)
+        return uploaded
+
+    return on_set
+
+
+# == mapper (flush) events =====================================================================
+def _make_flush_listeners(
+    fields: dict[str, UploadedFileField],
+) -> dict[str, Callable[..., None]]:
+    def before_insert(mapper: Mapper[Any], connection: sa.Connection, target: object) -> None:
+        state = instance_state(target)
+        transaction = _flush_boundary(state)
+        _ledger(transaction).connections.add(connection)
+        for key, field_type in fields.items():
+            new = state.dict.get(key)
+            if new is not None:
+                _settle(new, None, state, key, field_type, transaction)
+
+    def before_update(mapper: Mapper[Any], connection: sa.Connection, target: object) -> None:
+        state = instance_state(target)
+        transaction: SessionTransaction | None = None
+        for key, field_type in fields.items():
+            history = state.attrs[key].history
+            if not history.has_changes():
+                continue
+            if transaction is None:
+                transaction = _flush_boundary(state)
+                _ledger(transaction).connections.add(connection)
+            new = history.added[0] if history.added else None
+            if history.deleted:
+                old = history.deleted[0]
+            else:  # never loaded, deferred or expired: read what the row holds now
+                old = _select_current(mapper, connection, state, key)
+            if new is not None:
+                new = _settle(new, old, state, key, field_type, transaction)
+            if isinstance(old, UploadedFile) and (new is None or new.path != old.path):
+                _schedule_removals(transaction, connection, old.files)
+
+    def before_delete(mapper: Mapper[Any], connection: sa.Connection, target: object) -> None:
+        state = instance_state(target)
+        transaction = _flush_boundary(state)
+        for key in fields:
+            history = state.attrs[key].history
+            if history.deleted:
+                old = history.deleted[0]
+            elif history.unchanged:
+                old = history.unchanged[0]
+            else:
+                old = _select_current(mapper, connection, state, key)
+            if isinstance(old, UploadedFile):
+                _schedule_removals(transaction, connection, old.files)
+
+    return {
+        "before_insert": before_insert,
+        "before_update": before_update,
+        "before_delete": before_delete,
+    }
+
+
+def _flush_boundary(state: InstanceState[Any]) -> SessionTransaction:
+    session = state.session
+    transaction = _current_boundary(session) if session is not None else None
+    if transaction is None:  # pragma: no cover - a flush always runs in a transaction
+        raise RuntimeError("sa_depot: a flush event fired outside of a session transaction")
+    return transaction
+
+
+def _settle(
+    new: Any,
+    old: Any,
+    state: InstanceState[Any],
+    key: str,
+    field_type: UploadedFileField,
+    transaction: SessionTransaction,
+) -> UploadedFile:
+    """Make sure the value about to be written belongs to this row alone; return it."""
+    if not isinstance(new, UploadedFile):
+        raise UnsupportedContent(
+            f"{state.class_.__name__}.{key} holds a {type(new).__name__}, not an UploadedFile"
+        )
+    record = new.lifecycle
+    if record is not None and record.state is UploadState.DISCARDED:
+        raise FileDiscarded(record.path)
+    if isinstance(old, UploadedFile) and old.path == new.path:
+        return new  # the row keeps the file it has
+    with lock:
+        mine = (
+            record is not None
+            and record.state is UploadState.PENDING
+            and (record.claim is None or record.claimed_by(state, key))
+            and not _scheduled_for_removal(transaction, record.paths)
+        )
+        if mine:
+            assert record is not None
+            record.claim = (weakref.ref(state), key)
+            record.flushed = True
+            _ledger(transaction).adopt(record)
+            return new
+    # Another row holds this file (or will, or is losing it in this transaction): this row
+    # gets a copy of its own.
+    copy = field_type.copy_of(new)
+    setattr(state.obj(), key, copy)  # the set listener attaches the copy to the transaction
+    copy_record = copy.lifecycle
+    assert copy_record is not None
+    with lock:
+        copy_record.claim = (weakref.ref(state), key)
+        copy_record.flushed = True
+        _ledger(transaction).adopt(copy_record)
+    return copy
+
+
+def _select_current(
+    mapper: Mapper[Any], connection: sa.Connection, state: InstanceState[Any], key: str
+) -> Any:
+    """The value the row holds in the database now (inside the flush's transaction)."""
+    if state.key is None:
+        return None
+    column = mapper.get_property(key).columns[0]
+    criteria = [pk == value for pk, value in zip(mapper.primary_key, state.key[1], strict=True)]
+    stmt = sa.select(column).select_from(mapper.persist_selectable).where(*criteria)
+    return connection.execute(stmt).scalar()
+
+
+# == ORM-enabled update() / delete() / insert() ================================================
+def _on_do_orm_execute(orm_state: ORMExecuteState) -> Any:
+    if not (orm_state.is_update or orm_state.is_delete or orm_state.is_insert):
+        return None
+    mapper = orm_state.bind_mapper
+    fields = _mapper_fields.get(mapper) if mapper is not None else None
+    if not fields:
+        return None
+    if orm_state.is_delete:
+        return _bulk_delete(orm_state, mapper, list(fields))  # type: ignore[arg-type]
+    return _bulk_write(orm_state, mapper, fields)  # type: ignore[arg-type]
+
+
+def _bulk_delete(orm_state: ORMExecuteState, mapper: Mapper[Any], keys: list[str]) -> Any:
+    old_rows = _select_affected(orm_state, mapper, keys)
+    result = orm_state.invoke_statement()
+    paths = [
+        p
+        for row in old_rows
+        for value in row
+        if isinstance(value, UploadedFile)
+        for p in value.files
+    ]
+    if paths:
+        _schedule_bulk_removals(orm_state, paths)
+    return result
+
+
+def _bulk_write(
+    orm_state: ORMExecuteState, mapper: Mapper[Any], fields: dict[str, UploadedFileField]
+) -> Any:
+    written = _written_values(orm_state, mapper, fields)
+    if not written:
+        return None
+    keys = sorted({key for key, _ in written})
+    new_values = [value for _, value in written if value is not None]
+    for value in new_values:
+        if not isinstance(value, UploadedFile):
+            raise UnsupportedContent(
+                f"ORM-enabled insert()/update() of {mapper.class_.__name__} can only write "
+                f"UploadedFile values or None to {', '.join(keys)}, not {type(value).__name__}: "
+                "wrap the content in UploadedFile(content)"
+            )
+    session = orm_state.session
+    transaction = _current_boundary(session)
+    old_rows: list[Sequence[Any]] = []
+    if orm_state.is_update:
+        old_rows = _select_affected(orm_state, mapper, keys)
+        if new_values and len(old_rows) > 1:
+            raise UnsupportedContent(
+                f"this update() would write one stored file into {len(old_rows)} rows of "
+                f"{mapper.class_.__name__}; a file belongs to one row: update the rows one by one"
+            )
+    seen: set[str] = set()
+    for value in new_values:
+        record = value.lifecycle
+        if record is not None and record.state is UploadState.DISCARDED:
+            raise FileDiscarded(record.path)
+        if value.path in seen:
+            raise UnsupportedContent(
+                f"this insert() writes the file {value.path} into several rows of "
+                f"{mapper.class_.__name__}; a file belongs to one row"
+            )
+        seen.add(value.path)
+    result = orm_state.invoke_statement()
+    if transaction is None:
+        transaction = _current_boundary(session)
+    assert transaction is not None
+    kept = {value.path for value in new_values}
+    for value in new_values:
+        record = value.lifecycle
+        if record is not None and record.state is UploadState.PENDING:
+            with lock:
+                record.flushed = True
+                record.claim = SOME_ROW
+                _ledger(transaction).adopt(record)
+    paths = [
+        p
+        for row in old_rows
+        for value in row
+        if isinstance(value, UploadedFile) and value.path not in kept
+        for p in value.files
+    ]
+    if paths:
+        _schedule_bulk_removals(orm_state, paths)
+    return result
+
+
+def _written_values(
+    orm_state: ORMExecuteState, mapper: Mapper[Any], fields: dict[str, UploadedFileField]
+) -> list[tuple[str, Any]]:
+    """``(attribute key, value)`` for every UploadedFileField value the statement writes."""
+    # A list, not a dict: columns overload ==, which a dict lookup could call.
+    columns = [(mapper.get_property(key).columns[0], key) for key in fields]
+    written: list[tuple[str, Any]] = []
+    statement: Any = orm_state.statement
+    sources: list[Any] = []
+    if getattr(statement, "_values", None):  # .values(...): SQLAlchemy keeps no public accessor
+        sources.append(statement._values)
+    for group in getattr(statement, "_multi_values", None) or ():  # .values([{...}, ...])
+        sources.extend(group)
+    for source in sources:
+        for column, value in source.items() if hasattr(source, "items") else ():
+            key = _field_key(column, columns)
+            if key is not None:
+                written.append((key, value.value if isinstance(value, BindParameter) else value))
+    params: Any = orm_state.parameters
+    rows: list[Any] = params if isinstance(params, list) else [params] if params else []
+    for row in rows:
+        for name, value in row.items():
+            if name in fields:
+                written.append((name, value))
+    return written
+
+
+def _field_key(column: Any, columns: list[tuple[Any, str]]) -> str | None:
+    name = getattr(column, "key", column)
+    table = getattr(column, "table", None)
+    for candidate, key in columns:
+        if candidate.key == name and (table is None or candidate.table is table):
+            return key
+    return None
+
+
+def _select_affected(
+    orm_state: ORMExecuteState, mapper: Mapper[Any], keys: list[str]
+) -> list[Sequence[Any]]:
+    """The current values of ``keys`` in the rows the statement will touch."""
+    attrs = [mapper.attrs[key].class_attribute for key in keys]
+    statement: Any = orm_state.statement
+    params = orm_state.parameters
+    session = orm_state.session
+    selects: list[Any] = []
+    if isinstance(params, list) and params:  # bulk by primary key: one row per parameter set
+        pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+        for row in params:
+            pk_attrs = [mapper.attrs[k].class_attribute for k in pk_keys]
+            selects.append(
+                sa.select(*attrs).where(*[a == row[a.key] for a in pk_attrs if a.key in row])
+            )
+        params = None
+    else:
+        select = sa.select(*attrs)
+        if statement.whereclause is not None:
+            select = select.where(statement.whereclause)
+        selects.append(select)
+    rows: list[Sequence[Any]] = []
+    for select in selects:
+        result = session.execute(
+            select.with_for_update(),
+            params,
+            bind_arguments=dict(orm_state.bind_arguments),
+        )
+        rows.extend(tuple(r) for r in result)
+    return rows
+
+
+def _schedule_bulk_removals(orm_state: ORMExecuteState, paths: list[str]) -> None:
+    session = orm_state.session
+    transaction = _current_boundary(session)
+    assert transaction is not None
+    connection = session.connection(bind_arguments=dict(orm_state.bind_arguments))
+    _schedule_removals(transaction, connection, paths)
+
+
+# == installation ==============================================================================
+_mapper_fields: weakref.WeakKeyDictionary[Mapper[Any], dict[str, UploadedFileField]] = (
+    weakref.WeakKeyDictionary()
+)
+_listeners: list[tuple[Any, str, Callable[..., Any]]] = []
+_watching = False
+_session_events_installed = False
+
+_SESSION_EVENTS: dict[str, Callable[..., Any]] = {
+    "before_attach": _on_before_attach,
+    "after_commit": _on_after_commit,
+    "after_transaction_end": _on_after_transaction_end,
+    "do_orm_execute": _on_do_orm_execute,
+}
+
+
+def _listen(target: Any, identifier: str, fn: Callable[..., Any], **kw: Any) -> None:
+    event.listen(target, identifier, fn, **kw)
+    _listeners.append((target, identifier, fn))
+
+
+def watch_mappers() -> None:
+    """Install the ``mapper_configured`` listener that equips mappers using UploadedFileField
+    (idempotent; ``UploadedFileField()`` calls it)."""
+    global _watching
+    with lock:
+        if not _watching:
+            _listen(Mapper, "mapper_configured", _on_mapper_configured)
+            _watching = True
+
+
+def _on_mapper_configured(mapper: Mapper[Any], class_: type) -> None:
+    from sa_depot.fields.sqlalchemy import UploadedFileField
+
+    fields: dict[str, UploadedFileField] = {}
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if isinstance(column, sa.Column) and isinstance(column.type, UploadedFileField):
+            fields[prop.key] = column.type
+    if fields:
+        install_for_mapper(mapper, fields)
+
+
+def install_for_mapper(mapper: Mapper[Any], fields: dict[str, UploadedFileField]) -> None:
+    """Equip ``mapper``: its UploadedFileField attributes ``fields`` join the lifecycle."""
+    global _session_events_installed
+    with lock:
+        if mapper in _mapper_fields:
+            return
+        _mapper_fields[mapper] = dict(fields)
+        for key, field_type in fields.items():
+            _listen(mapper.class_manager[key], "set", _make_set_listener(field_type), retval=True)
+        for identifier, fn in _make_flush_listeners(fields).items():
+            _listen(mapper, identifier, fn)
+        if not _session_events_installed:
+            for identifier, fn in _SESSION_EVENTS.items():
+                _listen(Session, identifier, fn)
+            _session_events_installed = True
+
+
+def installed_mappers() -> list[Mapper[Any]]:
+    """The mappers equipped so far."""
+    return list(_mapper_fields)
+
+
+def uninstall() -> None:
+    """Remove every listener the lifecycle installed and forget its state (for tests).
+
+    Mappers configured afterwards are equipped again as soon as an ``UploadedFileField`` is
+    created; mappers configured before are not (call :func:`install_for_mapper`).
+    """
+    global _watching, _session_events_installed
+    with lock:
+        for target, identifier, fn in reversed(_listeners):
+            if event.contains(target, identifier, fn):
+                event.remove(target, identifier, fn)
+        _listeners.clear()
+        _mapper_fields.clear()
+        _ledgers.clear()
+        _watching = False
+        _session_events_installed = False
+
+
+__all__ = [
+    "Ledger",
+    "Settings",
+    "configure",
+    "install_for_mapper",
+    "installed_mappers",
+    "settings",
+    "uninstall",
+    "watch_mappers",
+]

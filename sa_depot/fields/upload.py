@@ -1,0 +1,183 @@
+"""UploadedFile: the descriptor an :class:`~sa_depot.fields.sqlalchemy.UploadedFileField`
+stores.
+
+Made from content, it stores the content in a storage at once (so that a failing storage
+raises at the assignment) and describes it::
+
+    {
+        "file_id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+        "path": "default/1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+        "depot_name": "default",
+        "filename": "report.pdf",
+        "content_type": "application/pdf",
+        "content_length": 48213,
+        "checksum": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "uploaded_at": "2024-05-04 10:21:07",
+        "_public_url": null,
+        "files": ["default/1b4e28ba-2fa1-41d2-883f-0016d3cca427"]
+    }
+
+``files`` lists every stored file the descriptor owns: the original first, then derivatives
+(thumbnails...). The lifecycle removes all of them together.
+
+Made from a dict (a loaded row), it stores nothing. Descriptors written by filedepot (no
+``depot_name``, ``content_length`` nor ``checksum``) load too: ``depot_name`` is read from
+``path`` and ``files`` defaults to ``[path]``.
+
+``uploaded_at`` is kept in filedepot's format (``'%Y-%m-%d %H:%M:%S'``, UTC) in the dict; the
+:attr:`UploadedFile.uploaded_at` attribute parses it into an aware datetime.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sa_depot.fields.interfaces import DepotFileInfo
+from sa_depot.fields.ownership import UploadRecord, remove_paths
+from sa_depot.io.interfaces import FileStorage, StoredFile, parse_timestamp, utcnow
+from sa_depot.manager import DepotManager
+
+#: filedepot's format of ``uploaded_at``.
+UPLOADED_AT_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class UploadedFile(DepotFileInfo):
+    """A stored file (plus its derivatives), as a column of a row refers to it.
+
+    ``UploadedFile(content, depot_name=None, filters=())`` stores ``content`` (bytes, a binary
+    file object, a :class:`~sa_depot.io.utils.FileIntent`, a web framework's upload, a
+    :class:`~sa_depot.io.interfaces.StoredFile`) in the storage ``depot_name`` (default: the
+    default storage). ``UploadedFile(mapping)`` wraps an existing descriptor without storing
+    anything.
+
+    Assign it, or the content directly, to an ``UploadedFileField`` attribute. One stored
+    file belongs to one row: assigning a descriptor that another row holds stores a copy
+    (see docs/orm.md).
+    """
+
+    __slots__ = ()
+
+    # -- building ----------------------------------------------------------------------------
+    def process_content(
+        self, content: Any, filename: str | None = None, content_type: str | None = None
+    ) -> None:
+        file_id, path = self.store_content(content, filename, content_type)
+        with self.depot.get(file_id) as stored:
+            info, public_url = stored.info, stored.public_url
+        self["file_id"] = file_id
+        self["path"] = path
+        self["filename"] = info.filename
+        self["content_type"] = info.content_type
+        self["content_length"] = info.content_length
+        self["checksum"] = info.checksum
+        self["uploaded_at"] = utcnow().strftime(UPLOADED_AT_FORMAT)
+        self["_public_url"] = public_url
+
+    def store_content(
+        self, content: Any, filename: str | None = None, content_type: str | None = None
+    ) -> tuple[str, str]:
+        """Store ``content`` in this descriptor's storage, list it in ``files``, and return
+        ``(file_id, path)``. Filters store their derivatives with it."""
+        file_id = self.depot.create(content, filename, content_type)
+        path = f"{self['depot_name']}/{file_id}"
+        self._files_list().append(path)
+        return file_id, path
+
+    def _files_list(self) -> list[str]:
+        files = self.get("files")
+        if not isinstance(files, list):
+            files = list(files or ())
+            self["files"] = files
+        return files
+
+    def processed(self) -> None:
+        dict.__setitem__(self, "files", tuple(self.get("files") or ()))
+        self._record = UploadRecord(self.files)
+        self._record.watch(self)
+
+    def abort(self) -> None:
+        remove_paths(self.get("files") or ())
+
+    def loaded(self) -> None:
+        path = self.get("path")
+        if isinstance(path, str) and "/" in path:
+            if not self.get("depot_name"):
+                dict.__setitem__(self, "depot_name", path.split("/", 1)[0])
+            if not self.get("files"):
+                dict.__setitem__(self, "files", (path,))
+        dict.__setitem__(self, "files", tuple(self.get("files") or ()))
+
+    # -- the descriptor ----------------------------------------------------------------------
+    @property
+    def file_id(self) -> str:
+        return str(self["file_id"])
+
+    @property
+    def path(self) -> str:
+        """``'storage/file_id'``: how :class:`~sa_depot.manager.DepotManager` finds the file."""
+        return str(self["path"])
+
+    @property
+    def depot_name(self) -> str:
+        return str(self["depot_name"])
+
+    @property
+    def filename(self) -> str | None:
+        value = self.get("filename")
+        return None if value is None else str(value)
+
+    @property
+    def content_type(self) -> str:
+        return str(self.get("content_type") or "application/octet-stream")
+
+    @property
+    def content_length(self) -> int | None:
+        """Size in bytes (``None`` for files stored by filedepot)."""
+        value = self.get("content_length")
+        return None if value is None else int(value)
+
+    @property
+    def checksum(self) -> str | None:
+        """Hex SHA-256 of the content (``None`` for files stored by filedepot)."""
+        value = self.get("checksum")
+        return None if value is None else str(value)
+
+    @property
+    def uploaded_at(self) -> datetime:
+        """When the file was stored, as an aware UTC datetime."""
+        return parse_timestamp(self.get("uploaded_at"))
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every ``'storage/file_id'`` this descriptor owns, derivatives included."""
+        return tuple(self.get("files") or ())
+
+    # -- the stored file ---------------------------------------------------------------------
+    @property
+    def depot(self) -> FileStorage:
+        """The storage holding the file."""
+        return DepotManager.get(self.depot_name)
+
+    @property
+    def file(self) -> StoredFile:
+        """The stored file, open for reading: close it (it is a context manager)."""
+        return self.depot.get(self.file_id)
+
+    @property
+    def url(self) -> str:
+        """The storage's public URL for the file if it has one, else the middleware's URL
+        (see :meth:`~sa_depot.manager.DepotManager.url_for`)."""
+        public = self.get("_public_url")
+        if public:
+            return str(public)
+        return DepotManager.url_for(self.path)
+
+    @property
+    def lifecycle(self) -> UploadRecord | None:
+        """The lifecycle record of a file uploaded in this process (``None`` when loaded)."""
+        record: UploadRecord | None = self._record
+        return record
+
+
+__all__ = ["UPLOADED_AT_FORMAT", "UploadedFile"]
