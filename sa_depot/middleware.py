@@ -198,10 +198,14 @@ class DepotMiddleware:
         policy = self.policy_for(storage_name)
 
         signed_until = None
-        if self._signer is not None and ("signature" in request.args or "expires" in request.args):
-            expires = request.args.get("expires", "")
+        try:
+            args = request.args if self._signer is not None else None
+        except UnicodeDecodeError:  # raw non-UTF-8 bytes: no client makes such a query
+            return plain_response(400, "Bad Request: the query string is not UTF-8")
+        if self._signer is not None and args and ("signature" in args or "expires" in args):
+            expires = args.get("expires", "")
             verdict = self._signer.verify(
-                f"{storage_name}/{file_id}", expires, request.args.get("signature", "")
+                f"{storage_name}/{file_id}", expires, args.get("signature", "")
             )
             if verdict is not Verdict.VALID:
                 reason = "the link has expired" if verdict is Verdict.EXPIRED else "bad signature"
