@@ -17,7 +17,7 @@ import re
 import unicodedata
 from urllib.parse import quote
 
-from werkzeug.http import dump_options_header, parse_options_header
+from werkzeug.http import dump_options_header, parse_options_header, quote_header_value
 
 #: A sandboxed, resource-less document: no script, no plugins, no same-origin access.
 SANDBOX_CSP = "sandbox; default-src 'none'"
@@ -69,10 +69,11 @@ def content_disposition(filename: str | None, inline: bool) -> str:
     if not name:
         return disposition
     fallback = _ascii_fallback(name)
-    options: dict[str, str] = {"filename": fallback}
+    # always quoted: some clients mishandle a bare token filename
+    value = f"{disposition}; filename={quote_header_value(fallback, allow_token=False)}"
     if fallback != name:
-        options["filename*"] = "UTF-8''" + quote(name, safe=_ATTR_CHAR_SAFE)
-    return dump_options_header(disposition, options)
+        value += "; filename*=UTF-8''" + quote(name, safe=_ATTR_CHAR_SAFE)
+    return value
 
 
 def clean_filename(filename: str | None) -> str:
