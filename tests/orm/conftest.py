@@ -121,6 +121,9 @@ def make_models() -> Models:
 
     class Document(Base):
         __tablename__ = documents
+        # SQLite would reuse the id of a row deleted in the transaction, which confuses the
+        # identity map of a session that later rolls the deletion back (SQLAlchemy warns).
+        __table_args__ = {"sqlite_autoincrement": True}
         id: Mapped[int] = mapped_column(primary_key=True)
         name: Mapped[str] = mapped_column(sa.String(50), unique=True)
         content: Mapped[UploadedFile | None] = mapped_column(UploadedFileField())
@@ -130,6 +133,7 @@ def make_models() -> Models:
 
     class Attachment(Base):
         __tablename__ = attachments
+        __table_args__ = {"sqlite_autoincrement": True}
         id: Mapped[int] = mapped_column(primary_key=True)
         document_id: Mapped[int] = mapped_column(sa.ForeignKey(f"{documents}.id"))
         file: Mapped[UploadedFile | None] = mapped_column(UploadedFileField())
