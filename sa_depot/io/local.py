@@ -113,6 +113,12 @@ class LocalStoredFile(StoredFile):
     def readinto(self, buffer: WriteableBuffer) -> int:
         return self._file.readinto(buffer)
 
+    def read(self, size: int | None = -1) -> bytes:
+        # Straight to the file: RawIOBase.read would read into a bytearray and copy it into
+        # bytes, one more copy of every chunk (a third of a streamed read's time).
+        data = self._file.read(-1 if size is None else size)
+        return data if data is not None else b""
+
     def readall(self) -> bytes:
         return self._file.readall()
 

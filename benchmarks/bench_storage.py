@@ -1,0 +1,308 @@
+"""Storage benchmarks: many small files, and one large file streamed in and out.
+
+Small files: every contender creates, reads back and deletes the same 1 KiB payloads, one
+contender after the other within a repetition (the order rotates between repetitions, so that
+drifting noise on the shared machine does not always hit the same one).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    WORK,
+    KiB,
+    Limit,
+    MiB,
+    Samples,
+    SectionResult,
+    Target,
+    fresh_dir,
+    run_child,
+    timed,
+)
+
+SMALL_SIZE = 1 * KiB
+SMALL_COUNT = 2000
+LARGE_SIZE = 256 * MiB
+CHUNK = 1 * MiB
+FILENAME = "file.bin"
+CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass
+class Contender:
+    """One way of storing files: ``create(bytes) -> id``, ``read(id) -> bytes``, ``delete(id)``."""
+
+    create: Callable[[bytes], str]
+    read: Callable[[str], bytes]
+    delete: Callable[[str], None]
+
+
+def sa_depot_contender(storage: Any) -> Contender:
+    def read(file_id: str) -> bytes:
+        with storage.get(file_id) as stored:
+            return stored.read()
+
+    return Contender(
+        create=lambda data: storage.create(data, FILENAME, CONTENT_TYPE),
+        read=read,
+        delete=storage.delete,
+    )
+
+
+def filedepot_contender(storage: Any) -> Contender:
+    def read(file_id: str) -> bytes:
+        stored = storage.get(file_id)
+        try:
+            return stored.read()
+        finally:
+            stored.close()
+
+    return Contender(
+        create=lambda data: storage.create(data, FILENAME, CONTENT_TYPE),
+        read=read,
+        delete=storage.delete,
+    )
+
+
+def raw_contender(directory: Path, fsync: bool) -> Contender:
+    """Plain files in one directory: open, write (fsync), close. No metadata, no atomicity."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+    def create(data: bytes) -> str:
+        name = str(uuid.uuid4())
+        fd = os.open(os.path.join(directory, name), flags, 0o666)
+        try:
+            os.write(fd, data)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return name
+
+    def read(name: str) -> bytes:
+        with open(os.path.join(directory, name), "rb") as fileobj:
+            return fileobj.read()
+
+    def delete(name: str) -> None:
+        os.unlink(os.path.join(directory, name))
+
+    return Contender(create=create, read=read, delete=delete)
+
+
+def make_contender(name: str) -> Contender:
+    directory = fresh_dir("small", name)
+    if name == "sa_depot local fsync":
+        from sa_depot.io.local import LocalFileStorage
+
+        return sa_depot_contender(LocalFileStorage(directory, fsync=True))
+    if name == "sa_depot local no-fsync":
+        from sa_depot.io.local import LocalFileStorage
+
+        return sa_depot_contender(LocalFileStorage(directory, fsync=False))
+    if name == "sa_depot memory":
+        from sa_depot.io.memory import MemoryFileStorage
+
+        return sa_depot_contender(MemoryFileStorage())
+    if name == "filedepot local":
+        from depot.io.local import LocalFileStorage as DepotLocal
+
+        return filedepot_contender(DepotLocal(str(directory)))
+    if name == "filedepot memory":
+        from depot.io.memory import MemoryFileStorage as DepotMemory
+
+        return filedepot_contender(DepotMemory())
+    if name == "raw fsync":
+        return raw_contender(directory, fsync=True)
+    if name == "raw no-fsync":
+        return raw_contender(directory, fsync=False)
+    raise ValueError(name)
+
+
+SMALL_CONTENDERS = [
+    "sa_depot local fsync",
+    "sa_depot local no-fsync",
+    "sa_depot memory",
+    "filedepot local",
+    "filedepot memory",
+    "raw fsync",
+    "raw no-fsync",
+]
+
+
+def small_files_once(name: str, payloads: list[bytes], samples: Samples) -> None:
+    contender = make_contender(name)
+    ids: list[str] = []
+    seconds = timed(lambda: ids.extend(contender.create(data) for data in payloads))
+    samples.add(name, "create/s", len(payloads) / seconds)
+
+    def read_all() -> None:
+        for file_id, data in zip(ids, payloads, strict=True):
+            if contender.read(file_id) != data:
+                raise AssertionError(f"{name}: read back other content")
+
+    samples.add(name, "get+read/s", len(ids) / timed(read_all))
+    seconds = timed(lambda: [contender.delete(file_id) for file_id in ids])
+    samples.add(name, "delete/s", len(ids) / seconds)
+
+
+def small_files(repetitions: int) -> SectionResult:
+    samples = Samples()
+    payloads = [os.urandom(SMALL_SIZE) for _ in range(SMALL_COUNT)]
+    for rep in range(repetitions):
+        shift = rep % len(SMALL_CONTENDERS)
+        for name in SMALL_CONTENDERS[shift:] + SMALL_CONTENDERS[:shift]:
+            small_files_once(name, payloads, samples)
+    section = "small files (1 KiB x 2000)"
+    return SectionResult(
+        name=section,
+        samples=samples,
+        targets=[
+            Target(
+                section,
+                "local create, fsync on",
+                "sa_depot local fsync",
+                "raw fsync",
+                "create/s",
+                0.9,
+            ),
+            Target(
+                section,
+                "local create, fsync on",
+                "sa_depot local fsync",
+                "filedepot local",
+                "create/s",
+                1.2,
+                "filedepot does not fsync",
+            ),
+            Target(
+                section,
+                "local create, fsync off",
+                "sa_depot local no-fsync",
+                "raw no-fsync",
+                "create/s",
+                0.7,
+            ),
+            Target(
+                section,
+                "local get+read",
+                "sa_depot local no-fsync",
+                "filedepot local",
+                "get+read/s",
+                2.0,
+            ),
+            Target(
+                section, "memory get+read", "sa_depot memory", "filedepot memory", "get+read/s", 2.0
+            ),
+        ],
+        info=[
+            (name, metric, "ops/s")
+            for name in SMALL_CONTENDERS
+            for metric in ("create/s", "get+read/s", "delete/s")
+        ],
+        notes=[
+            "Each create passes the filename and content type, so no contender sniffs the "
+            "content; sa_depot still hashes it (SHA-256) and writes its metadata atomically.",
+            "raw fsync = open, write, fsync, close one plain file: no metadata, no atomic "
+            "rename, no directory fsync (so a power loss may still lose the file's name).",
+        ],
+    )
+
+
+# -- the large file, measured in child processes (large_worker) for an honest peak RSS ---------
+LARGE_CREATES = ["sa_depot fsync", "raw fsync", "sa_depot no-fsync", "raw no-fsync", "filedepot"]
+LARGE_READS = ["sa_depot", "raw", "filedepot"]
+
+
+def make_source() -> Path:
+    source = WORK / "large-source.bin"
+    if not source.exists() or source.stat().st_size != LARGE_SIZE:
+        WORK.mkdir(parents=True, exist_ok=True)
+        with open(source, "wb") as fileobj:
+            for _ in range(LARGE_SIZE // MiB):
+                fileobj.write(os.urandom(MiB))
+    return source
+
+
+def large_file(repetitions: int) -> SectionResult:
+    samples = Samples()
+    source = make_source()
+    mb = LARGE_SIZE / 1e6
+    for rep in range(repetitions):
+        target = fresh_dir("large")
+        created: dict[str, str] = {}
+        order = LARGE_CREATES[rep % 2 :] + LARGE_CREATES[: rep % 2]
+        for name in order:
+            out = run_child("large_worker", "create", name, str(source), str(target / name))
+            created[name] = out["ref"]
+            samples.add(f"create: {name}", "MB/s", mb / out["seconds"])
+            samples.add(f"create: {name}", "peak RSS MiB", out["peak_rss_kib"] / KiB)
+            samples.add(f"create: {name}", "RSS growth MiB", out["rss_growth_kib"] / KiB)
+        reads = {
+            "sa_depot": created["sa_depot fsync"],
+            "raw": created["raw fsync"],
+            "filedepot": created["filedepot"],
+        }
+        for name in LARGE_READS[rep % 2 :] + LARGE_READS[: rep % 2]:
+            prefix = {"sa_depot": "sa_depot fsync", "raw": "raw fsync"}.get(name, name)
+            out = run_child("large_worker", "read", name, reads[name], str(target / prefix))
+            if out["bytes"] != LARGE_SIZE:
+                raise AssertionError(f"{name} read {out['bytes']} bytes")
+            samples.add(f"read: {name}", "MB/s", mb / out["seconds"])
+            samples.add(f"read: {name}", "peak RSS MiB", out["peak_rss_kib"] / KiB)
+            samples.add(f"read: {name}", "RSS growth MiB", out["rss_growth_kib"] / KiB)
+    section = "large file (256 MiB)"
+    cases = [f"create: {n}" for n in LARGE_CREATES] + [f"read: {n}" for n in LARGE_READS]
+    return SectionResult(
+        name=section,
+        samples=samples,
+        targets=[
+            Target(
+                section,
+                "large create, fsync on",
+                "create: sa_depot fsync",
+                "create: raw fsync",
+                "MB/s",
+                0.9,
+            ),
+            Target(
+                section,
+                "large create, fsync off",
+                "create: sa_depot no-fsync",
+                "create: raw no-fsync",
+                "MB/s",
+                0.9,
+            ),
+            Target(section, "large streamed read", "read: sa_depot", "read: raw", "MB/s", 0.9),
+        ],
+        limits=[
+            Limit(
+                section,
+                "large create, peak RSS",
+                "create: sa_depot fsync",
+                "peak RSS MiB",
+                32,
+                "MiB",
+            ),
+            Limit(section, "large read, peak RSS", "read: sa_depot", "peak RSS MiB", 32, "MiB"),
+        ],
+        info=[
+            (case, m, u)
+            for case in cases
+            for m, u in (("MB/s", "MB/s"), ("peak RSS MiB", "MiB"), ("RSS growth MiB", "MiB"))
+        ],
+        notes=[
+            "Each create and read runs in a fresh child process; peak RSS is its ru_maxrss "
+            "(interpreter and imports included), RSS growth is peak minus the RSS just before "
+            "the operation.",
+            "raw = a Python loop of 1 MiB reads and writes (plus one fsync), the same chunk "
+            "size sa_depot uses; sa_depot also hashes the content (SHA-256).",
+            "Reads read the files just written, from the page cache, for every contender.",
+        ],
+    )

@@ -1,0 +1,230 @@
+"""Child process of the ORM benchmark: one library on one database, then timings and counts.
+
+    python -m benchmarks.orm_worker <library> <database url> <storage directory> <table>
+
+Libraries: ``sa_depot`` (fsync off, filedepot's durability), ``sa_depot-fsync``, ``filedepot``,
+``sqlalchemy-file``. Each runs in its own process because filedepot and sqlalchemy-file install
+global Session listeners when imported, which would slow every other library's sessions.
+
+Scenarios, each committed and then checked by comparing the storage's contents with the
+committed rows (an *orphan* is a stored file no committed row references, a *missing* file is
+one a committed row references that the storage does not have):
+
+* insert, replace and delete of ``ROWS`` rows, ``BATCH`` rows per transaction (timed);
+* rollback: rows with files added and flushed, then ``session.rollback()``;
+* exception: rows with files added and flushed in a ``with Session(engine)`` block that raises;
+* bulk delete: ``session.execute(delete(Model).where(...))``, an ORM-enabled bulk delete.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Session
+
+from benchmarks.common import KiB, emit
+
+ROWS = int(os.environ.get("BENCH_ORM_ROWS", "1000"))
+BATCH = 10
+SCENARIO_ROWS = 100
+FILE_SIZE = 1 * KiB
+FILENAME = "file.bin"
+CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass
+class Library:
+    """What the worker needs of one library."""
+
+    column_type: Any
+    content: Callable[[bytes], Any]
+    file_id: Callable[[Any], str]
+    stored_ids: Callable[[], set[str]]
+    create_extra_tables: Callable[[sa.Engine], None] = lambda engine: None
+
+
+def setup_sa_depot(directory: str, fsync: bool) -> Library:
+    from sa_depot.fields.sqlalchemy import UploadedFileField
+    from sa_depot.io.utils import FileIntent
+    from sa_depot.manager import DepotManager
+    from sa_depot.schema import metadata
+
+    storage = DepotManager.configure(
+        "bench", {"depot.storage_path": directory, "depot.fsync": str(fsync).lower()}
+    )
+    return Library(
+        column_type=UploadedFileField(),
+        content=lambda data: FileIntent(data, FILENAME, CONTENT_TYPE),
+        file_id=lambda value: value["file_id"],
+        stored_ids=lambda: set(storage.list()),
+        create_extra_tables=metadata.create_all,
+    )
+
+
+def setup_filedepot(directory: str) -> Library:
+    from depot.fields.sqlalchemy import UploadedFileField
+    from depot.io.utils import FileIntent
+    from depot.manager import DepotManager
+
+    DepotManager.configure("bench", {"depot.storage_path": directory})
+    storage = DepotManager.get("bench")
+    return Library(
+        column_type=UploadedFileField(),
+        content=lambda data: FileIntent(data, FILENAME, CONTENT_TYPE),
+        file_id=lambda value: value["file_id"],
+        stored_ids=lambda: set(storage.list()),
+    )
+
+
+def setup_sqlalchemy_file(directory: str) -> Library:
+    from libcloud.storage.drivers.local import LocalStorageDriver
+    from sqlalchemy_file import File, FileField
+    from sqlalchemy_file.storage import StorageManager
+
+    os.makedirs(os.path.join(directory, "bench"), exist_ok=True)
+    container = LocalStorageDriver(directory).get_container("bench")
+    StorageManager.add_storage("bench", container)
+    return Library(
+        column_type=FileField(upload_storage="bench"),
+        content=lambda data: File(content=data, filename=FILENAME, content_type=CONTENT_TYPE),
+        file_id=lambda value: value["file_id"],
+        # the local driver keeps no metadata, so sqlalchemy-file stores it beside the file
+        stored_ids=lambda: {
+            obj.name for obj in container.list_objects() if not obj.name.endswith(".metadata.json")
+        },
+    )
+
+
+def make_library(name: str, directory: str) -> Library:
+    if name == "sa_depot":
+        return setup_sa_depot(directory, fsync=False)
+    if name == "sa_depot-fsync":
+        return setup_sa_depot(directory, fsync=True)
+    if name == "filedepot":
+        return setup_filedepot(directory)
+    if name == "sqlalchemy-file":
+        return setup_sqlalchemy_file(directory)
+    raise ValueError(name)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def make_model(table: str, library: Library) -> Any:
+    return type(
+        "Attachment",
+        (Base,),
+        {
+            "__tablename__": table,
+            "id": sa.Column(sa.Integer, primary_key=True),
+            "name": sa.Column(sa.String(50), nullable=False),
+            "content": sa.Column(library.column_type),
+        },
+    )
+
+
+def main() -> None:
+    name, url, directory, table = sys.argv[1:5]
+    library = make_library(name, directory)
+    model = make_model(table, library)
+    engine = sa.create_engine(url)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    library.create_extra_tables(engine)
+    payloads = [os.urandom(FILE_SIZE) for _ in range(ROWS)]
+    result: dict[str, Any] = {}
+
+    previous = {"orphans": 0, "missing": 0}
+
+    def check(scenario: str) -> None:
+        """Count the orphans and missing files this scenario added."""
+        with Session(engine) as session:
+            referenced = {
+                library.file_id(value)
+                for value in session.scalars(sa.select(model.content))
+                if value is not None
+            }
+        stored = library.stored_ids()
+        counts = {"orphans": len(stored - referenced), "missing": len(referenced - stored)}
+        for kind, count in counts.items():
+            result[f"{scenario} {kind}"] = count - previous[kind]
+            previous[kind] = count
+
+    def in_batches(work: Callable[[Session, int], None]) -> float:
+        start = time.perf_counter()
+        for first in range(0, ROWS, BATCH):
+            with Session(engine) as session:
+                for index in range(first, first + BATCH):
+                    work(session, index)
+                session.commit()
+        return time.perf_counter() - start
+
+    def insert_batch(session: Session, index: int) -> None:
+        session.add(model(name=f"row {index}", content=library.content(payloads[index])))
+
+    result["insert s"] = in_batches(insert_batch)
+    check("insert")
+    with Session(engine) as session:
+        ids: list[int] = list(session.scalars(sa.select(model.id).order_by(model.id)))
+
+    def replace(session: Session, index: int) -> None:
+        row = session.get(model, ids[index])
+        row.content = library.content(payloads[ROWS - 1 - index])
+
+    result["replace s"] = in_batches(replace)
+    check("replace")
+
+    def delete(session: Session, index: int) -> None:
+        session.delete(session.get(model, ids[index]))
+
+    result["delete s"] = in_batches(delete)
+    check("delete")
+
+    # rollback
+    with Session(engine) as session:
+        session.add_all(
+            model(name="rolled back", content=library.content(payloads[i]))
+            for i in range(SCENARIO_ROWS)
+        )
+        session.flush()
+        session.rollback()
+    check("rollback")
+
+    # an exception inside a `with Session()` block
+    try:
+        with Session(engine) as session:
+            session.add_all(
+                model(name="failed", content=library.content(payloads[i]))
+                for i in range(SCENARIO_ROWS)
+            )
+            session.flush()
+            raise RuntimeError("the request failed")
+    except RuntimeError:
+        pass
+    check("exception")
+
+    # ORM-enabled bulk delete
+    with Session(engine) as session:
+        session.add_all(
+            model(name="bulk", content=library.content(payloads[i])) for i in range(SCENARIO_ROWS)
+        )
+        session.commit()
+    with Session(engine) as session:
+        session.execute(sa.delete(model).where(model.name == "bulk"))
+        session.commit()
+    check("bulk delete")
+
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
