@@ -94,9 +94,9 @@ def render_index(
 </form>
 {listing}
 <footer>
-<p id="storage-count">Storage <code>demo</code> holds {stored_files}
-file{"" if stored_files == 1 else "s"} (originals and thumbnails), in
-<code>{escape(storage_path)}</code>.</p>
+<p id="storage-count">Storage <code>demo</code> holds {stored_files} {
+        "file" if stored_files == 1 else "files"
+    } (originals and thumbnails), in <code>{escape(storage_path)}</code>.</p>
 <p>Files are served by DepotMiddleware under <code>/depot/</code>.</p>
 </footer>
 </body>
