@@ -1,0 +1,815 @@
+"""Amazon S3 and S3-compatible stores (SeaweedFS, MinIO, Ceph, R2...) through boto3.
+
+Each file is one object, ``<prefix><file_id>``; its filename, checksum and timestamps live in
+the object's user metadata (the ``x-depot-*`` keys filedepot uses, so either library reads the
+other's objects). Requests per operation:
+
+* ``get``: one GetObject, whose response carries the metadata and a body that is read lazily;
+  seeking closes the body and the next read issues a ranged GetObject (``If-Match`` the ETag
+  of the first response, so a concurrent replace is reported instead of mixing two versions);
+* ``delete``: one DeleteObject (S3 deletes are idempotent);
+* ``create``/``replace`` up to ``multipart_threshold`` bytes: one PutObject, sent once the
+  content (buffered, at most the threshold) has been hashed, so the checksum is in the metadata;
+* larger content streams as a multipart upload, part by part (memory stays at about one part),
+  to a temporary key under ``<prefix>.sa-depot-uploads/``. The SHA-256 is known only once the
+  last part is sent and S3 cannot add metadata when completing an upload, so the completed
+  object is then copied server-side (CopyObject, or UploadPartCopy above 5 GiB) to its final
+  key with the full metadata, and the temporary object is deleted. The final key therefore
+  appears at once and complete, with its checksum, or not at all; a failed upload is aborted,
+  and a replaced file keeps its previous version until the copy succeeds.
+
+An upload interrupted by a crash can leave an incomplete multipart upload or a temporary object
+behind; neither is a file of the storage. :meth:`S3Storage.remove_incomplete` (or an S3
+lifecycle rule on the ``.sa-depot-uploads/`` prefix) removes them.
+
+The constructor makes no network call: the boto3 client is created, and the bucket created if
+asked, on first use.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import quote, unquote
+
+from sa_depot.exceptions import ConfigurationError, FileNotFound, StorageError
+from sa_depot.io.interfaces import (
+    DEFAULT_CHUNK_SIZE,
+    FileInfo,
+    FileStorage,
+    IncomingContent,
+    StoredFile,
+    parse_timestamp,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+#: S3's limits: parts of 5 MiB at least (but the last), at most 10,000 parts, and CopyObject
+#: copies objects of at most 5 GiB.
+MIN_PART_SIZE = 5 * MiB
+MAX_PARTS = 10_000
+MAX_SINGLE_COPY = 5 * GiB
+#: Where multipart uploads are assembled before being copied to their final key.
+UPLOADS_DIR = ".sa-depot-uploads/"
+#: User metadata S3 accepts per object is 2 KiB; a longer filename is shortened.
+MAX_ENCODED_FILENAME = 1024
+
+META_FILENAME = "x-depot-filename"
+META_MODIFIED = "x-depot-modified"
+META_CHECKSUM = "x-depot-sha256"
+META_EXTRA = "x-depot-extra"
+#: filedepot's format for ``x-depot-modified`` (UTC), kept so that filedepot can read our files.
+_MODIFIED_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+PUBLIC_ACLS = frozenset({"public-read", "public-read-write"})
+PRESIGNED = "presigned"
+
+
+class S3Storage(FileStorage):
+    """Files stored as objects of an S3 bucket.
+
+    :param bucket: the bucket name (it must exist, unless ``create_bucket`` is true).
+    :param prefix: prepended to every file id to make the object key (``'media/'``); it never
+        appears in file ids.
+    :param endpoint_url: the URL of an S3-compatible server (``'http://127.0.0.1:8333'``);
+        ``None`` for AWS.
+    :param region_name: the AWS region (``None``: boto3's configuration).
+    :param access_key_id: with ``secret_access_key`` (and ``session_token``): explicit
+        credentials. Leave them out to use boto3's standard chain (environment, profile,
+        instance role...).
+    :param policy: the canned ACL of new objects. ``'private'`` (the default) sends no ACL
+        header: S3 objects are private by default, and buckets with ACLs disabled (the AWS
+        default since 2023) refuse ACL headers. Any other canned ACL (``'public-read'``) is
+        sent as is.
+    :param storage_class: ``'STANDARD_IA'``, ``'INTELLIGENT_TIERING'``... (``None``: the
+        bucket's default).
+    :param server_side_encryption: ``'AES256'`` or ``'aws:kms'`` (with ``sse_kms_key_id``).
+    :param extra_put_args: further arguments for PutObject, CreateMultipartUpload and
+        CopyObject (``{'CacheControl': 'max-age=86400'}``); a JSON object when given as a string.
+    :param create_bucket: create the bucket on first use if it does not exist.
+    :param public_url: what :attr:`StoredFile.public_url` gives: ``None`` (serve files through
+        the middleware), ``'presigned'`` (a URL signed for ``presigned_expires`` seconds), or a
+        base URL (``'https://cdn.example.com'``) to which the object key is appended; a base URL
+        requires a public ``policy``, since it would otherwise link to private objects unsigned.
+    :param multipart_threshold: content larger than this is sent as a multipart upload.
+    :param multipart_chunksize: the size of each part (5 MiB at least); memory used by an
+        upload is about ``max(multipart_threshold, multipart_chunksize)``.
+    :param chunk_size: bytes read from the content, and from a response body, at a time.
+    :param addressing_style: ``'path'`` or ``'virtual'`` (``None``: boto3 decides).
+    :param connect_timeout, read_timeout, max_attempts: passed to botocore (retries use its
+        ``standard`` mode; ``max_attempts`` counts the first attempt).
+    """
+
+    id_format = FileStorage.id_format
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        policy: str = "private",
+        storage_class: str | None = None,
+        server_side_encryption: str | None = None,
+        sse_kms_key_id: str | None = None,
+        extra_put_args: Mapping[str, Any] | str | None = None,
+        create_bucket: bool = False,
+        public_url: str | None = None,
+        presigned_expires: int = 3600,
+        multipart_threshold: int = 8 * MiB,
+        multipart_chunksize: int = 8 * MiB,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        addressing_style: str | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 3,
+    ) -> None:
+        if not isinstance(bucket, str) or len(bucket) < 3:
+            raise ConfigurationError(
+                f"S3Storage: bucket {bucket!r} is not a valid bucket name (3 to 63 characters)"
+            )
+        if (access_key_id is None) != (secret_access_key is None):
+            raise ConfigurationError(
+                "S3Storage: give both access_key_id and secret_access_key, or neither (to use "
+                "boto3's standard credential chain)"
+            )
+        if multipart_chunksize < MIN_PART_SIZE:
+            raise ConfigurationError(
+                f"S3Storage: multipart_chunksize must be at least {MIN_PART_SIZE} bytes (5 MiB), "
+                f"S3's minimum part size; got {multipart_chunksize}"
+            )
+        if chunk_size < 1:
+            raise ConfigurationError(
+                f"S3Storage: chunk_size must be a positive number of bytes, not {chunk_size}"
+            )
+        if multipart_threshold < 0:
+            raise ConfigurationError("S3Storage: multipart_threshold cannot be negative")
+        if presigned_expires <= 0 or presigned_expires > 7 * 24 * 3600:
+            raise ConfigurationError(
+                "S3Storage: presigned_expires must be between 1 second and 7 days (S3's limit)"
+            )
+        if public_url is not None and public_url != PRESIGNED:
+            if not public_url.startswith(("https://", "http://")):
+                raise ConfigurationError(
+                    f"S3Storage: public_url {public_url!r} must be None, 'presigned' or a base "
+                    "URL starting with https://"
+                )
+            if policy not in PUBLIC_ACLS:
+                raise ConfigurationError(
+                    f"S3Storage: public_url={public_url!r} would give unsigned links to objects "
+                    f"stored with policy {policy!r}; use public_url='presigned', or "
+                    "policy='public-read' if the files are meant to be public"
+                )
+        if isinstance(extra_put_args, str):
+            try:
+                extra_put_args = json.loads(extra_put_args)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"S3Storage: extra_put_args is not a JSON object: {exc}"
+                ) from exc
+        if extra_put_args is not None and not isinstance(extra_put_args, Mapping):
+            raise ConfigurationError("S3Storage: extra_put_args must be a dict (or JSON object)")
+
+        self.bucket = bucket
+        self.prefix = prefix
+        self.endpoint_url = endpoint_url
+        self.region_name = region_name
+        self.policy = policy
+        self.public_url_mode = public_url
+        self.presigned_expires = presigned_expires
+        self.multipart_threshold = multipart_threshold
+        self.multipart_chunksize = multipart_chunksize
+        self.chunk_size = chunk_size
+        self.create_bucket = create_bucket
+        self._access_key_id = access_key_id
+        self._secret_access_key = secret_access_key
+        self._session_token = session_token
+        self.addressing_style = addressing_style
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_attempts = max(1, max_attempts)
+        put_args: dict[str, Any] = {}
+        if policy != "private":
+            put_args["ACL"] = policy
+        if storage_class:
+            put_args["StorageClass"] = storage_class
+        if server_side_encryption:
+            put_args["ServerSideEncryption"] = server_side_encryption
+        if sse_kms_key_id:
+            put_args["SSEKMSKeyId"] = sse_kms_key_id
+        put_args.update(extra_put_args or {})
+        self._put_args = put_args
+        #: The largest object copied with one CopyObject, and the part size of bigger copies
+        #: (attributes so that tests can exercise the multipart copy with small files).
+        self.max_single_copy = MAX_SINGLE_COPY
+        self.copy_part_size = 1 * GiB
+        self._client: S3Client | None = None
+        self._client_lock = threading.Lock()
+        self._bucket_confirmed = False
+
+    # -- the client --------------------------------------------------------------------------
+    @property
+    def client(self) -> S3Client:
+        """The boto3 S3 client, created on first use (creating it may resolve credentials)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> S3Client:
+        import boto3.session
+        from botocore.config import Config
+
+        s3_options: Any = (
+            {"addressing_style": self.addressing_style} if self.addressing_style else None
+        )
+        config = Config(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            s3=s3_options,
+            signature_version="s3v4",
+        )
+        session = boto3.session.Session(
+            aws_access_key_id=self._access_key_id,
+            aws_secret_access_key=self._secret_access_key,
+            aws_session_token=self._session_token,
+            region_name=self.region_name,
+        )
+        client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
+        if self.create_bucket:
+            self._ensure_bucket(client)
+        return client
+
+    def _ensure_bucket(self, client: S3Client) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        region = self.region_name or client.meta.region_name
+        if region and region != "us-east-1" and self.endpoint_url is None:
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            client.create_bucket(**kwargs)
+        except ClientError as exc:
+            if _error_code(exc) not in {"BucketAlreadyOwnedByYou"}:
+                self._raise(exc, "create the bucket")
+        except BotoCoreError as exc:
+            self._raise(exc, "create the bucket")
+        self._bucket_confirmed = True
+
+    # -- helpers -----------------------------------------------------------------------------
+    @property
+    def description(self) -> str:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"{super().description} (S3 bucket {self.bucket!r}{where})"
+
+    def key(self, file_id: str) -> str:
+        """The object key of ``file_id``."""
+        return self.prefix + file_id
+
+    def _raise(self, exc: Exception, action: str, file_id: str | None = None) -> NoReturn:
+        raise StorageError(self.description, _explain(exc, action, file_id)) from exc
+
+    def _call(self, action: str, method: str, file_id: str | None = None, **kwargs: Any) -> Any:
+        """Call a client method, turning botocore's exceptions into StorageError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            self._raise(exc, action, file_id)
+
+    def _metadata(self, info: FileInfo, *, with_checksum: bool = True) -> dict[str, str]:
+        meta = {
+            META_MODIFIED: info.last_modified.astimezone(timezone.utc).strftime(_MODIFIED_FORMAT)
+        }
+        if info.filename:
+            meta[META_FILENAME] = _encode_filename(info.filename)
+        if with_checksum and info.checksum:
+            meta[META_CHECKSUM] = info.checksum
+        if info.extra:
+            meta[META_EXTRA] = quote(json.dumps(info.extra, separators=(",", ":")), safe="")
+        return meta
+
+    def _info_from(self, file_id: str, response: Mapping[str, Any]) -> FileInfo:
+        meta = {k.lower(): v for k, v in (response.get("Metadata") or {}).items()}
+        filename = meta.get(META_FILENAME)
+        modified = meta.get(META_MODIFIED)
+        extra: dict[str, str] = {}
+        if META_EXTRA in meta:
+            try:
+                extra = {str(k): str(v) for k, v in json.loads(unquote(meta[META_EXTRA])).items()}
+            except (ValueError, AttributeError):
+                log.warning("ignoring unreadable %s metadata of %s", META_EXTRA, file_id)
+        last_modified: datetime
+        try:
+            last_modified = parse_timestamp(modified) if modified else response["LastModified"]
+        except (ValueError, KeyError):
+            last_modified = response.get("LastModified") or utcnow()
+        return FileInfo(
+            file_id=file_id,
+            filename=unquote(filename) if filename else None,
+            content_type=response.get("ContentType") or "application/octet-stream",
+            last_modified=last_modified,
+            content_length=response.get("ContentLength"),
+            checksum=meta.get(META_CHECKSUM),
+            extra=extra,
+        )
+
+    def _confirm_bucket(self) -> None:
+        """After a 404 on HEAD (which has no error code), tell a missing bucket apart."""
+        if not self._bucket_confirmed:
+            self._call("check the bucket", "head_bucket", Bucket=self.bucket)
+            self._bucket_confirmed = True
+
+    # -- the primitives ----------------------------------------------------------------------
+    def _write(self, content: IncomingContent, *, replace: bool) -> None:
+        head = bytearray()
+        # One byte past the threshold tells "exactly the threshold" from "more to come".
+        while len(head) <= self.multipart_threshold:
+            data = content.read(min(content.chunk_size, self.multipart_threshold + 1 - len(head)))
+            if not data:
+                break
+            head += data
+        info = content.info
+        if content.finished:
+            self._call(
+                "upload",
+                "put_object",
+                info.file_id,
+                Bucket=self.bucket,
+                Key=self.key(info.file_id),
+                Body=bytes(head),
+                ContentType=info.content_type,
+                Metadata=self._metadata(info),
+                **self._put_args,
+            )
+        else:
+            self._write_multipart(content, head)
+        self._bucket_confirmed = True
+
+    def _write_multipart(self, content: IncomingContent, head: bytearray) -> None:
+        info = content.info
+        temp_key = f"{self.prefix}{UPLOADS_DIR}{info.file_id}.{uuid.uuid4().hex}"
+        upload = self._call(
+            "start a multipart upload",
+            "create_multipart_upload",
+            info.file_id,
+            Bucket=self.bucket,
+            Key=temp_key,
+            ContentType=info.content_type,
+            Metadata=self._metadata(info, with_checksum=False),
+            **self._put_args,
+        )
+        upload_id = upload["UploadId"]
+        try:
+            parts = []
+            for number, part in enumerate(self._parts(content, head), start=1):
+                if number > MAX_PARTS:
+                    raise StorageError(
+                        self.description,
+                        f"file {info.file_id!r} needs more than {MAX_PARTS} parts of "
+                        f"{self.multipart_chunksize} bytes: raise multipart_chunksize",
+                    )
+                response = self._call(
+                    f"upload part {number}",
+                    "upload_part",
+                    info.file_id,
+                    Bucket=self.bucket,
+                    Key=temp_key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=part,
+                )
+                parts.append({"PartNumber": number, "ETag": response["ETag"]})
+            self._call(
+                "complete the multipart upload",
+                "complete_multipart_upload",
+                info.file_id,
+                Bucket=self.bucket,
+                Key=temp_key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            self._abort_upload(temp_key, upload_id)
+            raise
+        try:
+            self._copy_into_place(temp_key, info)
+        finally:
+            self._remove_quietly(temp_key)
+
+    def _parts(self, content: IncomingContent, head: bytearray) -> Iterator[bytes]:
+        """The content in parts of exactly ``multipart_chunksize`` bytes, but the last."""
+        size = self.multipart_chunksize
+        pending = head
+        while True:
+            while len(pending) < size:
+                data = content.read(min(content.chunk_size, size - len(pending)))
+                if not data:
+                    break
+                pending += data
+            if not pending:
+                return
+            with memoryview(pending) as view:
+                part = bytes(view[:size])
+            del pending[:size]
+            yield part
+            del part
+            if content.finished and not pending:
+                return
+
+    def _copy_into_place(self, temp_key: str, info: FileInfo) -> None:
+        key = self.key(info.file_id)
+        source = {"Bucket": self.bucket, "Key": temp_key}
+        size = info.content_length or 0
+        if size <= self.max_single_copy:
+            self._call(
+                "copy the uploaded object into place",
+                "copy_object",
+                info.file_id,
+                Bucket=self.bucket,
+                Key=key,
+                CopySource=source,
+                MetadataDirective="REPLACE",
+                ContentType=info.content_type,
+                Metadata=self._metadata(info),
+                **self._put_args,
+            )
+            return
+        upload = self._call(
+            "start a multipart copy",
+            "create_multipart_upload",
+            info.file_id,
+            Bucket=self.bucket,
+            Key=key,
+            ContentType=info.content_type,
+            Metadata=self._metadata(info),
+            **self._put_args,
+        )
+        upload_id = upload["UploadId"]
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, self.copy_part_size), start=1):
+                end = min(start + self.copy_part_size, size) - 1
+                response = self._call(
+                    f"copy part {number}",
+                    "upload_part_copy",
+                    info.file_id,
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+                parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
+            self._call(
+                "complete the multipart copy",
+                "complete_multipart_upload",
+                info.file_id,
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            self._abort_upload(key, upload_id)
+            raise
+
+    def _abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort a multipart upload after a failure; the failure itself is what gets raised."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning(
+                "%s: could not abort the multipart upload of %s (%s); it is invisible, and "
+                "remove_incomplete() or a lifecycle rule removes it",
+                self.description,
+                key,
+                exc,
+            )
+
+    def _remove_quietly(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning(
+                "%s: could not delete the temporary object %s (%s); "
+                "remove_incomplete() removes it later",
+                self.description,
+                key,
+                exc,
+            )
+
+    def _open(self, file_id: str) -> StoredFile:
+        response = self._get_object(file_id, self.key(file_id))
+        self._bucket_confirmed = True
+        return S3StoredFile(self, self._info_from(file_id, response), response)
+
+    def _get_object(self, file_id: str, key: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key, **kwargs)
+        except ClientError as exc:
+            if _error_code(exc) in {"NoSuchKey", "404"}:
+                raise FileNotFound(self.description, file_id) from exc
+            self._raise(exc, "read", file_id)
+        except BotoCoreError as exc:
+            self._raise(exc, "read", file_id)
+
+    def _delete(self, file_id: str) -> None:
+        self._call("delete", "delete_object", file_id, Bucket=self.bucket, Key=self.key(file_id))
+
+    def _head(self, file_id: str) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self.key(file_id))
+        except ClientError as exc:
+            if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                self._confirm_bucket()
+                return None
+            self._raise(exc, "look up", file_id)
+        except BotoCoreError as exc:
+            self._raise(exc, "look up", file_id)
+        self._bucket_confirmed = True
+        return response
+
+    def _exists(self, file_id: str) -> bool:
+        return self._head(file_id) is not None
+
+    def info(self, file_or_id: StoredFile | str) -> FileInfo:
+        """The metadata of a file, with one HEAD request."""
+        file_id = self.fileid(file_or_id)
+        response = self._head(file_id)
+        if response is None:
+            raise FileNotFound(self.description, file_id)
+        return self._info_from(file_id, response)
+
+    def _iter_ids(self) -> Iterator[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    file_id = item["Key"][len(self.prefix) :]
+                    if self.is_valid_id(file_id):
+                        yield file_id
+        except (ClientError, BotoCoreError) as exc:
+            self._raise(exc, "list the files")
+
+    # -- maintenance -------------------------------------------------------------------------
+    def remove_incomplete(self, older_than: timedelta = timedelta(days=1)) -> list[str]:
+        """Abort multipart uploads and delete temporary objects left by interrupted uploads.
+
+        Only those started more than ``older_than`` ago are touched, so that uploads in
+        progress are left alone (a day by default: large uploads can take hours). Returns the
+        keys removed. The garbage collector calls it; an S3 lifecycle rule on
+        ``<prefix>.sa-depot-uploads/`` (expire objects, abort incomplete multipart uploads)
+        does the same job.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        cutoff = datetime.now(timezone.utc) - older_than
+        uploads_prefix = self.prefix + UPLOADS_DIR
+        removed: list[str] = []
+        try:
+            uploads = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=uploads_prefix
+            )
+            for uploads_page in uploads:
+                for upload in uploads_page.get("Uploads", []):
+                    if upload["Initiated"] < cutoff:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        removed.append(upload["Key"])
+            objects = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=uploads_prefix
+            )
+            for page in objects:
+                for item in page.get("Contents", []):
+                    if item["LastModified"] < cutoff:
+                        self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                        removed.append(item["Key"])
+        except (ClientError, BotoCoreError) as exc:
+            self._raise(exc, "remove incomplete uploads")
+        return removed
+
+    # -- URLs --------------------------------------------------------------------------------
+    def public_url(self, file_id: str) -> str | None:
+        """A URL serving ``file_id`` without the middleware, per the ``public_url`` option."""
+        key = self.key(self.fileid(file_id))
+        if self.public_url_mode is None:
+            return None
+        if self.public_url_mode == PRESIGNED:
+            url: str = self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": key},
+                ExpiresIn=self.presigned_expires,
+            )
+            return url
+        return f"{self.public_url_mode.rstrip('/')}/{quote(key)}"
+
+
+class S3StoredFile(StoredFile):
+    """An object being read: the body of the first GetObject, then ranged GETs after a seek."""
+
+    def __init__(self, storage: S3Storage, info: FileInfo, response: Mapping[str, Any]) -> None:
+        super().__init__(info)
+        self._storage = storage
+        self._key = storage.key(info.file_id)
+        self._etag: str | None = response.get("ETag")
+        self._size: int = int(response.get("ContentLength") or 0)
+        self._body: Any = response["Body"]
+        self._position = 0
+
+    @property
+    def public_url(self) -> str | None:
+        return self._storage.public_url(self.file_id)
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if self.closed:
+            raise ValueError("seek on a closed file")
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._position + offset
+        elif whence == io.SEEK_END:
+            position = self._size + offset
+        else:
+            raise ValueError(f"invalid whence {whence!r}")
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        if position != self._position:
+            self._close_body()
+            self._position = position
+        return position
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read of a closed file")
+        if size is None or size < 0:
+            return b"".join(self.chunks(DEFAULT_CHUNK_SIZE))
+        if size == 0 or self._position >= self._size:
+            return b""
+        if self._body is None:
+            self._body = self._ranged_body()
+        data = self._read_body(min(size, self._size - self._position))
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def _ranged_body(self) -> Any:
+        extra = {"IfMatch": self._etag} if self._etag else {}
+        response = self._storage._get_object(
+            self.file_id, self._key, Range=f"bytes={self._position}-", **extra
+        )
+        return response["Body"]
+
+    def _read_body(self, size: int) -> bytes:
+        from botocore.exceptions import BotoCoreError
+        from urllib3.exceptions import HTTPError
+
+        try:
+            data: bytes = self._body.read(size)
+        except (BotoCoreError, HTTPError, OSError) as exc:
+            self._close_body()
+            raise StorageError(
+                self._storage.description,
+                f"reading file {self.file_id!r} failed at byte {self._position} of "
+                f"{self._size}: {exc}",
+            ) from exc
+        if not data:
+            self._close_body()
+            raise StorageError(
+                self._storage.description,
+                f"reading file {self.file_id!r}: the connection ended at byte "
+                f"{self._position} of {self._size}",
+            )
+        return data
+
+    def _close_body(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            try:
+                body.close()
+            except OSError:  # a broken connection is being dropped anyway
+                pass
+
+    def close(self) -> None:
+        self._close_body()
+        super().close()
+
+
+def _encode_filename(filename: str) -> str:
+    """Percent-encode a filename for S3 metadata (ASCII only), shortened if it is too long."""
+    encoded = quote(filename, safe="")
+    if len(encoded) <= MAX_ENCODED_FILENAME:
+        return encoded
+    stem, dot, ext = filename.rpartition(".")
+    if not dot or len(quote(ext, safe="")) > 32:
+        stem, dot, ext = filename, "", ""
+    suffix = quote(dot + ext, safe="")
+    while stem and len(quote(stem, safe="")) + len(suffix) > MAX_ENCODED_FILENAME:
+        stem = stem[: max(len(stem) * 3 // 4, len(stem) - 64)] if len(stem) > 64 else stem[:-1]
+    return quote(stem, safe="") + suffix
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+_CLIENT_ERROR_HINTS = {
+    "NoSuchBucket": "the bucket does not exist: create it, or pass create_bucket=True",
+    "AccessDenied": (
+        "access denied: check the credentials and that they may s3:GetObject, s3:PutObject, "
+        "s3:DeleteObject and s3:ListBucket on the bucket (without s3:ListBucket, S3 answers "
+        "AccessDenied for missing files)"
+    ),
+    "InvalidAccessKeyId": "the access key id is unknown to the server: check access_key_id",
+    "SignatureDoesNotMatch": (
+        "the request signature does not match: check secret_access_key (and region_name)"
+    ),
+    "ExpiredToken": "the session token has expired: renew the credentials",
+    "InvalidToken": "the session token is invalid: check session_token",
+    "PreconditionFailed": "the file was replaced while it was being read: open it again",
+    "SlowDown": "the server asks to slow down (throttling): retry later",
+}
+
+
+def _explain(exc: Exception, action: str, file_id: str | None) -> str:
+    """A message naming what was attempted and why it failed, with what to do."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
+
+    what = f"{action} {file_id!r}" if file_id else action
+    if isinstance(exc, ClientError):
+        code = _error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        hint = _CLIENT_ERROR_HINTS.get(code)
+        if hint is None and status == 403:
+            hint = _CLIENT_ERROR_HINTS["AccessDenied"]
+        if hint is None and status == 404 and action == "check the bucket":
+            hint = _CLIENT_ERROR_HINTS["NoSuchBucket"]
+        message = exc.response.get("Error", {}).get("Message") or str(exc)
+        detail = f"{code or status}: {message}"
+        return f"{what} failed: {hint} ({detail})" if hint else f"{what} failed: {detail}"
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+        return f"{what} failed: cannot connect to the server, is it running? ({exc})"
+    if isinstance(exc, ConnectionClosedError):
+        return f"{what} failed: the server closed the connection ({exc})"
+    if isinstance(exc, ReadTimeoutError):
+        return f"{what} failed: the server did not answer in time ({exc})"
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return (
+            f"{what} failed: no usable credentials; pass access_key_id and secret_access_key, "
+            f"or configure boto3 (AWS_ACCESS_KEY_ID..., ~/.aws/credentials) ({exc})"
+        )
+    return f"{what} failed: {type(exc).__name__}: {exc}"
