@@ -14,6 +14,7 @@ import pytest
 
 from sa_depot.manager import DepotManager
 from tests.databases import ServerUnavailable, in_ci, scratch_database
+from tests.s3server import s3_bucket, s3_server, seaweed_factory  # noqa: F401
 
 DATABASES = ["sqlite", "postgresql", "mariadb"]
 

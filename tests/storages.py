@@ -34,6 +34,7 @@ import pytest
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.io.local import LocalFileStorage
 from sa_depot.io.memory import MemoryFileStorage
+from tests.s3server import s3_child_config, s3_contract_storage, s3_raw_contents
 
 #: Chunk size the contract storages use where the backend allows it, so that multi-chunk
 #: files stay small. Tests read ``storage.chunk_size`` and adapt to whatever a backend uses.
@@ -112,5 +113,8 @@ STORAGES: dict[str, StorageBackend] = {
     ),
     "local-nofsync": StorageBackend(
         _local_factory(fsync=False), child_config=local_child_config, raw_contents=local_files
+    ),
+    "s3": StorageBackend(
+        s3_contract_storage, child_config=s3_child_config, raw_contents=s3_raw_contents
     ),
 }
