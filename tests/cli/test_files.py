@@ -1,0 +1,125 @@
+"""``sa-depot ls`` and ``sa-depot stat`` on real local storages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from sa_depot.io.local import LocalFileStorage
+from tests.cli.conftest import Invoker, assert_user_error
+
+Storages = tuple[Path, LocalFileStorage, LocalFileStorage]
+
+
+def test_ls_prints_the_sorted_ids(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, default, media = two_storages
+    ids = [default.create(b"one"), default.create(b"two"), default.create(b"three")]
+    media.create(b"elsewhere")
+    result = sa_depot("-c", str(config), "ls", "default")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == sorted(ids)
+
+
+def test_ls_of_an_empty_storage_prints_nothing(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, _, _ = two_storages
+    result = sa_depot("-c", str(config), "ls", "default")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+
+
+def test_ls_long_shows_size_type_and_filename(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, default, _ = two_storages
+    file_id = default.create(b"x" * 1536, filename="report.csv", content_type="text/csv")
+    result = sa_depot("-c", str(config), "ls", "-l", "default")
+    assert result.exit_code == 0, result.output
+    line = result.stdout.strip()
+    assert line.startswith(file_id)
+    assert "1.5 KiB" in line
+    assert "text/csv" in line
+    assert line.endswith("report.csv")
+
+
+def test_ls_json(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, default, _ = two_storages
+    file_id = default.create(b"hello", filename="hello.txt")
+    result = sa_depot("-c", str(config), "ls", "--json", "default")
+    (entry,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert entry["path"] == f"default/{file_id}"
+    assert entry["filename"] == "hello.txt"
+    assert entry["content_length"] == 5
+    assert entry["checksum"] == hashlib.sha256(b"hello").hexdigest()
+
+
+def test_ls_of_an_unknown_storage(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, _, _ = two_storages
+    result = sa_depot("-c", str(config), "ls", "nope")
+    assert_user_error(result, "no storage named 'nope'", "'default'", "'media'")
+
+
+def test_stat_shows_the_metadata(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, _, media = two_storages
+    file_id = media.create(b"Hello World", filename="hello.txt")
+    result = sa_depot("-c", str(config), "stat", f"media/{file_id}")
+    assert result.exit_code == 0, result.output
+    lines = dict(
+        (label.strip(), value.strip())
+        for label, _, value in (line.partition(":") for line in result.stdout.splitlines())
+    )
+    assert lines["path"] == f"media/{file_id}"
+    assert lines["filename"] == "hello.txt"
+    assert lines["content type"] == "text/plain"
+    assert lines["size"] == "11 bytes (11 B)"
+    assert lines["sha256"] == hashlib.sha256(b"Hello World").hexdigest()
+    assert lines["local path"].startswith(str(media.storage_path))
+    assert lines["public url"] == "-"
+
+
+def test_stat_through_an_alias_as_json(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, _, media = two_storages
+    file_id = media.create(b"avatar")
+    result = sa_depot("-c", str(config), "stat", "--json", f"avatars/{file_id}")
+    data = json.loads(result.stdout)
+    assert data["file_id"] == file_id
+    assert data["content_length"] == 6
+    assert data["last_modified"].endswith("+00:00")  # timezone-aware
+
+
+def test_stat_verify_accepts_an_intact_file(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, default, _ = two_storages
+    file_id = default.create(b"intact" * 1000)
+    result = sa_depot("-c", str(config), "stat", "--verify", f"default/{file_id}")
+    assert result.exit_code == 0, result.output
+    assert "content matches the checksum" in result.stdout
+
+
+def test_stat_verify_detects_a_corrupt_file(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, default, _ = two_storages
+    file_id = default.create(b"A" * 100)
+    with default.get(file_id) as stored:
+        blob = Path(str(stored.local_path))
+    blob.write_bytes(b"B" * 100)  # bit rot, same length
+    result = sa_depot("-c", str(config), "stat", "--verify", f"default/{file_id}")
+    assert_user_error(result, file_id, "is corrupt", "does not match the stored checksum")
+
+
+def test_stat_of_bad_paths(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, _, _ = two_storages
+    missing = "0b4e28ba-2fa1-41d2-883f-0016d3cca427"
+    assert_user_error(
+        sa_depot("-c", str(config), "stat", f"default/{missing}"), missing, "does not exist"
+    )
+    assert_user_error(
+        sa_depot("-c", str(config), "stat", "default/../etc/passwd"), "invalid file id"
+    )
+    assert_user_error(sa_depot("-c", str(config), "stat", "no-slash"), "'storage/file_id'")
+    assert_user_error(
+        sa_depot("-c", str(config), "stat", f"nope/{missing}"), "no storage named 'nope'"
+    )
+
+
+def test_stat_needs_an_argument(sa_depot: Invoker, two_storages: Storages) -> None:
+    config, _, _ = two_storages
+    assert_user_error(
+        sa_depot("-c", str(config), "stat"), "Missing argument 'STORAGE/FILE_ID'", exit_code=2
+    )
