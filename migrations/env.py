@@ -10,6 +10,7 @@ autogenerate sees sa_depot's tables only.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import context
@@ -20,17 +21,9 @@ from sa_depot.schema import metadata
 config = context.config
 
 
-def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
+def include_name(name: str | None, type_: str, parent_names: Mapping[Any, str | None]) -> bool:
     """Compare sa_depot's tables only, whatever else the database holds."""
     return type_ != "table" or name in TABLES
-
-
-OPTIONS = {
-    "target_metadata": metadata,
-    "version_table": VERSION_TABLE,
-    "include_name": include_name,
-    "render_as_batch": True,  # so that future ALTERs also work on SQLite
-}
 
 
 def run_offline() -> None:
@@ -40,13 +33,26 @@ def run_offline() -> None:
         raise RuntimeError(
             "sa_depot's migrations need a database: pass a URL to sa_depot.alembic.make_config()"
         )
-    context.configure(url=url, literal_binds=True, **OPTIONS)
+    context.configure(
+        url=url,
+        literal_binds=True,
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        include_name=include_name,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_online(connection: sa.Connection) -> None:
-    context.configure(connection=connection, **OPTIONS)
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        include_name=include_name,
+        render_as_batch=True,  # so that future ALTERs work on SQLite too
+    )
     with context.begin_transaction():
         context.run_migrations()
 
