@@ -219,8 +219,7 @@ class DepotMiddleware:
         except (InvalidFileId, FileNotFound):
             return plain_response(404, "Not Found")
         except StorageError:
-            logger.exception("storage %r failed to open %r", storage_name, file_id)
-            return plain_response(503, "Service Unavailable: the storage failed; try again")
+            return self._storage_failed(storage_name, file_id)
         try:
             if signed_until is None and policy.authorize is not None:
                 refusal = self._authorize(policy, request, stored)
@@ -231,11 +230,14 @@ class DepotMiddleware:
             if public_url and policy.public_urls == "redirect":
                 stored.close()
                 return self._redirect(policy, public_url)
+            cache_control = self._cache_control(policy, signed_until)
+            return self._responder.respond(request, stored, policy, cache_control)
+        except StorageError:
+            stored.close()
+            return self._storage_failed(storage_name, file_id)
         except BaseException:
             stored.close()
             raise
-        cache_control = self._cache_control(policy, signed_until)
-        return self._responder.respond(request, stored, policy, cache_control)
 
     # -- the parts ---------------------------------------------------------------------------
     def _authorize(
@@ -255,6 +257,11 @@ class DepotMiddleware:
             return response
         # anything but True (a forgotten return gives None) denies: fail closed
         return None if allowed is True else self._denied(policy, "access denied")
+
+    def _storage_failed(self, storage_name: str, file_id: str) -> Response:
+        # the cause (host names, paths, credentials errors) goes to the log, not to the client
+        logger.exception("storage %r failed while serving %r", storage_name, file_id)
+        return plain_response(503, "Service Unavailable: the storage failed; try again later")
 
     def _denied(self, policy: ServingPolicy, reason: str) -> Response:
         if policy.deny_status == 404:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ from werkzeug.test import Client
 
 from sa_depot.exceptions import ConfigurationError, StorageError
 from sa_depot.io.interfaces import FileStorage, StoredFile
-from sa_depot.io.memory import MemoryFileStorage
+from sa_depot.io.memory import MemoryFileStorage, MemoryStoredFile
 from sa_depot.manager import DepotManager
 from sa_depot.middleware import DepotMiddleware
 from tests.middleware.conftest import Served
@@ -166,9 +167,27 @@ class BrokenStorage(MemoryFileStorage):
         raise StorageError(self.description, "connection refused")
 
 
+class FailingReads(MemoryStoredFile):
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        raise StorageError("'flaky'", "connection reset")
+
+
+class FlakyStorage(MemoryFileStorage):
+    """Opens files, then fails when they are measured (they have no recorded length)."""
+
+    def _open(self, file_id: str) -> StoredFile:
+        opened = super()._open(file_id)
+        info = opened.info
+        info.content_length = None
+        return FailingReads(info, b"")
+
+
 def test_a_failing_storage_gives_503(memory: FileStorage) -> None:
     DepotManager.configure("broken", {"depot.backend": f"{__name__}.BrokenStorage"})
+    flaky = DepotManager.configure("flaky", {"depot.backend": f"{__name__}.FlakyStorage"})
+    file_id = flaky.create(b"content")
     client = Client(DepotMiddleware())
-    response = client.get("/depot/broken/00000000-0000-0000-0000-000000000000")
-    assert response.status_code == 503
-    assert b"connection refused" not in response.data  # internals stay in the log
+    for url in ("/depot/broken/00000000-0000-0000-0000-000000000000", f"/depot/flaky/{file_id}"):
+        response = client.get(url)
+        assert response.status_code == 503, url
+        assert b"connection" not in response.data  # the cause stays in the log
