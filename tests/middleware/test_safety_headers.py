@@ -154,7 +154,6 @@ def test_every_response_has_nosniff(
     served: Served, make_middleware: MakeMiddleware, memory: FileStorage
 ) -> None:
     file_id = memory.create(b"0123456789", filename="a.txt")
-    memory_id_with_url = file_id
     served.mount(
         make_middleware(
             secret=SECRET, policies={"files": ServingPolicy(authorize=lambda r, f: True)}
@@ -178,4 +177,3 @@ def test_every_response_has_nosniff(
     assert {r.status_code for r in responses} >= {200, 206, 304, 412, 416, 403, 404, 405}
     for response in responses:
         assert response.headers["X-Content-Type-Options"] == "nosniff", response.status_code
-    assert memory_id_with_url
