@@ -20,13 +20,12 @@ database are removed, and the removals are carried out, their journal rows delet
 removal fails, kept for the collector). When it rolls back or the session closes, every upload
 is removed.
 
-**Events.** :func:`watch_mappers` (called by ``UploadedFileField()``) listens for
-``mapper_configured``; a mapper with UploadedFileField columns gets attribute ``set``
-listeners (content becomes an UploadedFile) and ``before_insert``/``before_update``/
-``before_delete`` listeners (old values are found, copies made, removals journaled), and the
-first such mapper installs the Session listeners (``before_attach``, ``after_commit``,
-``after_transaction_end``, ``do_orm_execute``). :func:`uninstall` removes every listener
-(tests).
+**Events.** :func:`watch_mappers` (called by ``UploadedFileField()``, never at import)
+listens for ``mapper_configured`` and installs the Session listeners (``before_attach``,
+``after_commit``, ``after_transaction_end``, ``do_orm_execute``). A mapper with
+UploadedFileField columns gets attribute ``set`` listeners (content becomes an UploadedFile)
+and ``before_insert``/``before_update``/``before_delete`` listeners (old values are found,
+copies made, removals journaled). :func:`uninstall` removes every listener (tests).
 
 **One row per file.** A stored file belongs to one row. Writing a descriptor that another row
 holds (``b.attachment = a.attachment``) stores a copy for the second row at its flush, so that
@@ -50,6 +49,7 @@ from sqlalchemy.orm import (
     ORMExecuteState,
     Session,
     SessionTransaction,
+    configure_mappers,
 )
 from sqlalchemy.orm.base import instance_state
 from sqlalchemy.sql.elements import BindParameter
@@ -435,12 +435,16 @@ def _on_do_orm_execute(orm_state: ORMExecuteState) -> Any:
     if not (orm_state.is_update or orm_state.is_delete or orm_state.is_insert):
         return None
     mapper = orm_state.bind_mapper
-    fields = _mapper_fields.get(mapper) if mapper is not None else None
+    if mapper is None:
+        return None
+    if not mapper.configured:  # a statement may be the first use of the mapper
+        configure_mappers()
+    fields = _mapper_fields.get(mapper)
     if not fields:
         return None
     if orm_state.is_delete:
-        return _bulk_delete(orm_state, mapper, list(fields))  # type: ignore[arg-type]
-    return _bulk_write(orm_state, mapper, fields)  # type: ignore[arg-type]
+        return _bulk_delete(orm_state, mapper, list(fields))
+    return _bulk_write(orm_state, mapper, fields)
 
 
 def _bulk_delete(orm_state: ORMExecuteState, mapper: Mapper[Any], keys: list[str]) -> Any:
@@ -461,95 +465,100 @@ def _bulk_delete(orm_state: ORMExecuteState, mapper: Mapper[Any], keys: list[str
 def _bulk_write(
     orm_state: ORMExecuteState, mapper: Mapper[Any], fields: dict[str, UploadedFileField]
 ) -> Any:
-    written = _written_values(orm_state, mapper, fields)
-    if not written:
+    rows = [row for row in _written_rows(orm_state, mapper, fields) if row]
+    if not rows:
         return None
-    keys = sorted({key for key, _ in written})
-    new_values = [value for _, value in written if value is not None]
-    for value in new_values:
-        if not isinstance(value, UploadedFile):
-            raise UnsupportedContent(
-                f"ORM-enabled insert()/update() of {mapper.class_.__name__} can only write "
-                f"UploadedFile values or None to {', '.join(keys)}, not {type(value).__name__}: "
-                "wrap the content in UploadedFile(content)"
-            )
-    session = orm_state.session
-    transaction = _current_boundary(session)
+    keys = sorted({key for row in rows for key in row})
+    new_values: list[UploadedFile] = []
+    for row in rows:
+        for value in row.values():
+            if value is None:
+                continue
+            if not isinstance(value, UploadedFile):
+                raise UnsupportedContent(
+                    f"ORM-enabled insert()/update() of {mapper.class_.__name__} can only write "
+                    f"UploadedFile values or None to {', '.join(keys)}, not "
+                    f"{type(value).__name__}: wrap the content in UploadedFile(content)"
+                )
+            record = value.lifecycle
+            if record is not None and record.state is UploadState.DISCARDED:
+                raise FileDiscarded(record.path)
+            if any(value.path == other.path for other in new_values):
+                raise UnsupportedContent(
+                    f"this statement writes the file {value.path} into several rows of "
+                    f"{mapper.class_.__name__}; a file belongs to one row"
+                )
+            new_values.append(value)
     old_rows: list[Sequence[Any]] = []
     if orm_state.is_update:
         old_rows = _select_affected(orm_state, mapper, keys)
-        if new_values and len(old_rows) > 1:
+        one_set_for_all = not isinstance(orm_state.parameters, list)
+        if one_set_for_all and new_values and len(old_rows) > 1:
             raise UnsupportedContent(
                 f"this update() would write one stored file into {len(old_rows)} rows of "
-                f"{mapper.class_.__name__}; a file belongs to one row: update the rows one by one"
+                f"{mapper.class_.__name__}; a file belongs to one row: update the rows one by "
+                "one, or by primary key"
             )
-    seen: set[str] = set()
-    for value in new_values:
-        record = value.lifecycle
-        if record is not None and record.state is UploadState.DISCARDED:
-            raise FileDiscarded(record.path)
-        if value.path in seen:
-            raise UnsupportedContent(
-                f"this insert() writes the file {value.path} into several rows of "
-                f"{mapper.class_.__name__}; a file belongs to one row"
-            )
-        seen.add(value.path)
-    result = orm_state.invoke_statement()
-    if transaction is None:
-        transaction = _current_boundary(session)
+    # The transaction answers for the new files before the statement writes them (writing
+    # hands unclaimed uploads over to the database); they count as saved once it succeeds.
+    orm_state.session.connection(bind_arguments=dict(orm_state.bind_arguments))  # autobegin
+    transaction = _current_boundary(orm_state.session)
     assert transaction is not None
+    records = [r for r in (v.lifecycle for v in new_values) if r is not None]
+    with lock:
+        records = [r for r in records if r.state is UploadState.PENDING]
+        for record in records:
+            _ledger(transaction).adopt(record)
+    result = orm_state.invoke_statement()
+    with lock:
+        for record in records:
+            record.flushed = True
+            record.claim = SOME_ROW
     kept = {value.path for value in new_values}
-    for value in new_values:
-        record = value.lifecycle
-        if record is not None and record.state is UploadState.PENDING:
-            with lock:
-                record.flushed = True
-                record.claim = SOME_ROW
-                _ledger(transaction).adopt(record)
     paths = [
-        p
+        path
         for row in old_rows
         for value in row
         if isinstance(value, UploadedFile) and value.path not in kept
-        for p in value.files
+        for path in value.files
     ]
     if paths:
         _schedule_bulk_removals(orm_state, paths)
     return result
 
 
-def _written_values(
+def _written_rows(
     orm_state: ORMExecuteState, mapper: Mapper[Any], fields: dict[str, UploadedFileField]
-) -> list[tuple[str, Any]]:
-    """``(attribute key, value)`` for every UploadedFileField value the statement writes."""
-    # A list, not a dict: columns overload ==, which a dict lookup could call.
-    columns = [(mapper.get_property(key).columns[0], key) for key in fields]
-    written: list[tuple[str, Any]] = []
+) -> list[dict[str, Any]]:
+    """For each row (or set of rows) the statement writes: UploadedFileField key -> value."""
+    columns = [mapper.get_property(key).columns[0] for key in fields]
     statement: Any = orm_state.statement
     sources: list[Any] = []
-    if getattr(statement, "_values", None):  # .values(...): SQLAlchemy keeps no public accessor
+    if getattr(statement, "_values", None):  # .values(...): SQLAlchemy has no public accessor
         sources.append(statement._values)
     for group in getattr(statement, "_multi_values", None) or ():  # .values([{...}, ...])
         sources.extend(group)
-    for source in sources:
-        for column, value in source.items() if hasattr(source, "items") else ():
-            key = _field_key(column, columns)
-            if key is not None:
-                written.append((key, value.value if isinstance(value, BindParameter) else value))
     params: Any = orm_state.parameters
-    rows: list[Any] = params if isinstance(params, list) else [params] if params else []
-    for row in rows:
-        for name, value in row.items():
-            if name in fields:
-                written.append((name, value))
-    return written
+    sources.extend(params if isinstance(params, list) else [params] if params else [])
+    rows: list[dict[str, Any]] = []
+    for source in sources:
+        row: dict[str, Any] = {}
+        for name, value in source.items() if hasattr(source, "items") else ():
+            key = _field_key(name, columns, fields)
+            if key is not None:
+                row[key] = value.value if isinstance(value, BindParameter) else value
+        rows.append(row)
+    return rows
 
 
-def _field_key(column: Any, columns: list[tuple[Any, str]]) -> str | None:
-    name = getattr(column, "key", column)
-    table = getattr(column, "table", None)
-    for candidate, key in columns:
-        if candidate.key == name and (table is None or candidate.table is table):
+def _field_key(name: Any, columns: list[Any], fields: dict[str, UploadedFileField]) -> str | None:
+    """The attribute key that ``name`` (an attribute name, a column or an ORM attribute)
+    writes, if it is one of ``fields``."""
+    if isinstance(name, str):
+        return name if name in fields else None
+    element = name.__clause_element__() if hasattr(name, "__clause_element__") else name
+    for column, key in zip(columns, fields, strict=True):
+        if isinstance(element, sa.ColumnElement) and column.shares_lineage(element):
             return key
     return None
 
@@ -601,7 +610,6 @@ _mapper_fields: weakref.WeakKeyDictionary[Mapper[Any], dict[str, UploadedFileFie
 )
 _listeners: list[tuple[Any, str, Callable[..., Any]]] = []
 _watching = False
-_session_events_installed = False
 
 _SESSION_EVENTS: dict[str, Callable[..., Any]] = {
     "before_attach": _on_before_attach,
@@ -617,12 +625,19 @@ def _listen(target: Any, identifier: str, fn: Callable[..., Any], **kw: Any) -> 
 
 
 def watch_mappers() -> None:
-    """Install the ``mapper_configured`` listener that equips mappers using UploadedFileField
-    (idempotent; ``UploadedFileField()`` calls it)."""
+    """Install the ``mapper_configured`` listener that equips mappers using UploadedFileField,
+    and the Session listeners (idempotent; ``UploadedFileField()`` calls it).
+
+    The Session listeners do nothing for sessions that never touch an equipped mapper; they
+    are installed here rather than with the first equipped mapper because a mapper may be
+    configured in the middle of the first statement that uses it.
+    """
     global _watching
     with lock:
         if not _watching:
             _listen(Mapper, "mapper_configured", _on_mapper_configured)
+            for identifier, fn in _SESSION_EVENTS.items():
+                _listen(Session, identifier, fn)
             _watching = True
 
 
@@ -640,7 +655,6 @@ def _on_mapper_configured(mapper: Mapper[Any], class_: type) -> None:
 
 def install_for_mapper(mapper: Mapper[Any], fields: dict[str, UploadedFileField]) -> None:
     """Equip ``mapper``: its UploadedFileField attributes ``fields`` join the lifecycle."""
-    global _session_events_installed
     with lock:
         if mapper in _mapper_fields:
             return
@@ -649,10 +663,6 @@ def install_for_mapper(mapper: Mapper[Any], fields: dict[str, UploadedFileField]
             _listen(mapper.class_manager[key], "set", _make_set_listener(field_type), retval=True)
         for identifier, fn in _make_flush_listeners(fields).items():
             _listen(mapper, identifier, fn)
-        if not _session_events_installed:
-            for identifier, fn in _SESSION_EVENTS.items():
-                _listen(Session, identifier, fn)
-            _session_events_installed = True
 
 
 def installed_mappers() -> list[Mapper[Any]]:
@@ -666,7 +676,7 @@ def uninstall() -> None:
     Mappers configured afterwards are equipped again as soon as an ``UploadedFileField`` is
     created; mappers configured before are not (call :func:`install_for_mapper`).
     """
-    global _watching, _session_events_installed
+    global _watching
     with lock:
         for target, identifier, fn in reversed(_listeners):
             if event.contains(target, identifier, fn):
@@ -675,7 +685,6 @@ def uninstall() -> None:
         _mapper_fields.clear()
         _ledgers.clear()
         _watching = False
-        _session_events_installed = False
 
 
 __all__ = [
