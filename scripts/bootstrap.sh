@@ -33,12 +33,14 @@ apt_install() {
     return 1
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # RUNLEVEL=1 keeps Debian from starting services (nginx) at install: tests start their own.
+  RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
 }
 
 apt_install libmagic1
 
 if [ "$mode" = "--test" ]; then
-  apt_install chromium fonts-dejavu-core
+  apt_install chromium fonts-dejavu-core nginx
   bash scripts/services.sh
 fi
