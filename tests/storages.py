@@ -34,6 +34,13 @@ import pytest
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.io.local import LocalFileStorage
 from sa_depot.io.memory import MemoryFileStorage
+from tests.gridfs.support import (
+    MONGODB_URL,
+    gridfs_child_config,
+    gridfs_mongodb_storage,
+    gridfs_mongomock_storage,
+    gridfs_raw_contents,
+)
 from tests.s3server import s3_child_config, s3_contract_storage, s3_raw_contents
 
 #: Chunk size the contract storages use where the backend allows it, so that multi-chunk
@@ -116,5 +123,20 @@ STORAGES: dict[str, StorageBackend] = {
     ),
     "s3": StorageBackend(
         s3_contract_storage, child_config=s3_child_config, raw_contents=s3_raw_contents
+    ),
+    "gridfs": StorageBackend(
+        gridfs_mongomock_storage, bounded_memory=False, raw_contents=gridfs_raw_contents
+    ),
+    # a real MongoDB only when one is configured
+    **(
+        {
+            "gridfs-mongodb": StorageBackend(
+                gridfs_mongodb_storage,
+                child_config=gridfs_child_config,
+                raw_contents=gridfs_raw_contents,
+            )
+        }
+        if MONGODB_URL
+        else {}
     ),
 }
