@@ -219,6 +219,8 @@ class S3Storage(FileStorage):
         #: (attributes so that tests can exercise the multipart copy with small files).
         self.max_single_copy = MAX_SINGLE_COPY
         self.copy_part_size = 1 * GiB
+        #: Keys per ListObjectsV2 request (S3 returns at most 1,000).
+        self.list_page_size = 1000
         self._client: S3Client | None = None
         self._client_lock = threading.Lock()
         self._bucket_confirmed = False
@@ -573,7 +575,12 @@ class S3Storage(FileStorage):
         from botocore.exceptions import BotoCoreError, ClientError
 
         paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
+        pages = paginator.paginate(
+            Bucket=self.bucket,
+            Prefix=self.prefix,
+            Delimiter="/",
+            PaginationConfig={"PageSize": self.list_page_size},
+        )
         try:
             for page in pages:
                 for item in page.get("Contents", []):
