@@ -41,13 +41,13 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Any
 
 import sqlalchemy as sa
 
-from sa_depot.exceptions import ConfigurationError, DepotError
+from sa_depot.exceptions import ConfigurationError, DepotError, FileNotFound
 from sa_depot.fields import journal
 from sa_depot.fields.ownership import remove_paths
 from sa_depot.fields.upload import UPLOADED_AT_FORMAT
@@ -478,49 +478,15 @@ def move_files(
             journal.ensure_journal(connection)
     state = MoveProgress(total_rows=database.count(where))
     for rows in database.batches(where, batch_size):
-        planned: list[tuple[_Row, dict[str, Any], list[_Copy]]] = []
-        copies_by_path: dict[str, _Copy] = {}  # two rows of the batch may share a file
-        for row in rows:
-            value = _parse(where, row)
-            if isinstance(value, str):
-                raise MigrationError(
-                    f"{where.where(row.key)} holds the plain path {value!r}, not a descriptor: "
-                    "convert the column first (sa_depot.migrate.convert_column)"
-                )
-            moving = [p for p in _paths_of(value) if _storage_of(p) == source_name]
-            if value is None or not moving:
-                continue
-            copies = []
-            for path in moving:
-                if path not in copies_by_path:
-                    expected = value.get("checksum") if path == value.get("path") else None
-                    copies_by_path[path] = _copy_verified(
-                        where.where(row.key), path, expected, target, destination
-                    )
-                copies.append(copies_by_path[path])
-            planned.append((row, _moved_descriptor(value, copies, target), copies))
-
-        moved = 0
-        old_paths: list[str] = []
-        unreferenced: list[str] = []
+        plan = _plan_moves(database, where, rows, source_name, target, destination)
         with database.transaction() as connection:
-            for row, new_value, copies in planned:
-                if database.update(connection, where, row, new_value):
-                    moved += 1
-                    old_paths.extend(c.old_path for c in copies)
-                else:  # changed meanwhile: our copies are nobody's
-                    current = database.current(connection, where, row)
-                    now = None if current is None else _parse(where, _Row(row.key, current))
-                    keep = set(_paths_of(now))
-                    unreferenced.extend(c.new_path for c in copies if c.new_path not in keep)
-            to_remove = list(dict.fromkeys(old_paths + unreferenced))
+            moved, to_remove = _apply_moves(database, connection, where, plan)
             if use_journal and to_remove:
                 journal.record_removals(connection, to_remove)
-
         removed, pending = 0, len(to_remove)
         if database.commits and to_remove:
             removed, pending = _remove_journaled(database, to_remove, use_journal)
-        written = [c for c in copies_by_path.values() if c.written]
+        written = [c for c in plan.copies.values() if c.written]
         state = dataclasses.replace(
             state,
             rows_scanned=state.rows_scanned + len(rows),
@@ -534,6 +500,96 @@ def move_files(
         if progress is not None:
             progress(state)
     return state
+
+
+@dataclass
+class _MovePlan:
+    """One batch, its files copied: what to write."""
+
+    #: ``(row, its new value, the copies it points at)``.
+    moves: list[tuple[_Row, dict[str, Any], list[_Copy]]] = field(default_factory=list)
+    #: Rows another program changed while their files were being copied, with the copies
+    #: made for them so far.
+    abandoned: list[tuple[_Row, list[_Copy]]] = field(default_factory=list)
+    #: Every copy of the batch, by old path (two rows of a batch may share a file).
+    copies: dict[str, _Copy] = field(default_factory=dict)
+
+
+class _SourceMissing(MigrationError):
+    """A file to copy is not in its storage (any more)."""
+
+
+def _plan_moves(
+    database: _Database,
+    where: _Target,
+    rows: list[_Row],
+    source_name: str,
+    target: str,
+    destination: FileStorage,
+) -> _MovePlan:
+    """Copy the files of ``rows`` that are in the source storage; plan the rows' updates."""
+    plan = _MovePlan()
+    for row in rows:
+        value = _parse(where, row)
+        if isinstance(value, str):
+            raise MigrationError(
+                f"{where.where(row.key)} holds the plain path {value!r}, not a descriptor: "
+                "convert the column first (sa_depot.migrate.convert_column)"
+            )
+        moving = [p for p in _paths_of(value) if _storage_of(p) == source_name]
+        if value is None or not moving:
+            continue
+        copies: list[_Copy] = []
+        try:
+            for path in moving:
+                if path not in plan.copies:
+                    expected = value.get("checksum") if path == value.get("path") else None
+                    plan.copies[path] = _copy_verified(
+                        where.where(row.key), path, expected, target, destination
+                    )
+                copies.append(plan.copies[path])
+        except _SourceMissing:
+            # The application replaced or deleted the row meanwhile (and removed its old
+            # files), or the file is lost: only the latter is an error.
+            with database.transaction() as connection:
+                if database.current(connection, where, row) == row.raw:
+                    raise
+            plan.abandoned.append((row, copies))
+            continue
+        plan.moves.append((row, _moved_descriptor(value, copies, target), copies))
+    return plan
+
+
+def _apply_moves(
+    database: _Database, connection: sa.Connection, where: _Target, plan: _MovePlan
+) -> tuple[int, list[str]]:
+    """Update the planned rows that still hold what was read; return how many were updated
+    and the files nobody references any more (the old files of the rows updated, and the
+    copies made for rows that changed meanwhile)."""
+    moved = 0
+    referenced: set[str] = set()
+    old_files: list[str] = []
+    orphaned: list[_Copy] = []
+    for row, new_value, copies in plan.moves:
+        if database.update(connection, where, row, new_value):
+            moved += 1
+            referenced.update(c.new_path for c in copies)
+            old_files.extend(c.old_path for c in copies)
+        else:
+            orphaned.extend(copies)
+            referenced.update(_paths_of(_current_value(database, connection, where, row)))
+    for row, copies in plan.abandoned:
+        orphaned.extend(copies)
+        referenced.update(_paths_of(_current_value(database, connection, where, row)))
+    unreferenced = [c.new_path for c in orphaned if c.new_path not in referenced]
+    return moved, list(dict.fromkeys(old_files + unreferenced))
+
+
+def _current_value(
+    database: _Database, connection: sa.Connection, where: _Target, row: _Row
+) -> dict[str, Any] | str | None:
+    current = database.current(connection, where, row)
+    return None if current is None else _parse(where, _Row(row.key, current))
 
 
 def _journal_enabled() -> bool:
@@ -571,6 +627,8 @@ def _copy_verified(
             else:
                 new_id = destination.create(stored, content_type=stored.content_type)
         size, checksum = _checksum_of(destination, new_id)
+    except FileNotFound as exc:
+        raise _SourceMissing(f"{where}: cannot copy {path} to {target!r}: {exc}") from exc
     except DepotError as exc:
         raise MigrationError(f"{where}: cannot copy {path} to {target!r}: {exc}") from exc
     if checksum != expected:
