@@ -149,7 +149,7 @@ def _connection(bind: Bind) -> Iterator[sa.Connection]:
 
 
 # == hooks for the application's env.py ========================================================
-def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
+def include_name(name: str | None, type_: str, parent_names: Mapping[Any, str | None]) -> bool:
     """An ``include_name`` hook for your ``env.py`` that hides sa_depot's tables from your
     autogenerate, which would otherwise offer to drop them. Use it when sa_depot's own
     migrations (:func:`upgrade`) manage those tables::
