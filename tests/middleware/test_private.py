@@ -166,7 +166,8 @@ def tampered_variants(url: str, other_id: str, file_id: str) -> list[str]:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     expires, signature = query["expires"][0], query["signature"][0]
-    flipped = ("0" if signature[-1] != "0" else "1") + signature[1:]
+    flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
+    assert flipped != signature
     return [
         f"{parts.path}?expires={int(expires) + 3600}&signature={signature}",  # longer life
         f"{parts.path}?expires={expires}&signature={flipped}",
