@@ -1,0 +1,529 @@
+"""The collector: removes the stored files that no committed row references.
+
+The session lifecycle removes replaced and deleted files right after the commit. Two kinds of
+files escape it, and :func:`collect` finds both:
+
+1. **Journaled removals a crash interrupted.** A replace or delete writes the old file's path
+   to ``sa_depot_pending_removals`` in the same transaction (:mod:`sa_depot.fields.journal`).
+   A process killed between the commit and the removal, or a removal that failed, leaves the
+   row behind. The collector finishes those removals with the lifecycle's own
+   :func:`~sa_depot.fields.journal.finish_pending_removals`, keeping any file that a committed
+   row still references (the sharing rule: raw SQL may have copied a descriptor).
+2. **Orphans** (*mark and sweep*). Files uploaded by a process killed before its commit, files
+   of rows deleted by raw SQL or another program, leftovers of interrupted writes. The *mark*
+   reads every row of every ``UploadedFileField`` column of the metadata you pass (streamed,
+   in one transaction, so that all tables are read from one snapshot where the database offers
+   one) and collects every path the descriptors own (``files``, derivatives included, and
+   filedepot's ``path``/``*_path`` keys). The *sweep* lists every storage and removes the
+   files that are not referenced **and** were last modified more than ``grace`` before the
+   collection started. Storages with a ``remove_incomplete(older_than)`` method (local disk,
+   S3, GridFS) are then asked to remove what interrupted writes left.
+
+**The race with transactions in flight.** A transaction that has uploaded a file but not yet
+committed holds a file that no committed row references: to the mark it looks exactly like an
+orphan. Only its age protects it, so **the grace period must exceed the longest time between
+an upload and the commit of its transaction** (24 hours by default). The cutoff is taken
+before the mark starts: a row committed after the mark's snapshot can only reference a file
+uploaded by its own transaction, hence less than ``grace`` before that commit, hence after the
+cutoff.
+
+What the collector cannot see: references held in columns missing from the metadata you pass,
+in other databases, or outside any database (a storage shared between applications). Pass
+every metadata whose rows reference the storages, and restrict ``storages`` to the ones they
+own. See docs/collector.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol, runtime_checkable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, registry
+
+from sa_depot.exceptions import ConfigurationError, DepotError, FileNotFound
+from sa_depot.fields import journal
+from sa_depot.io.interfaces import FileStorage, utcnow
+from sa_depot.manager import DepotManager
+from sa_depot.schema import pending_removals
+
+_log = logging.getLogger(__name__)
+
+#: The default grace period: files younger than this are never swept.
+DEFAULT_GRACE = timedelta(hours=24)
+
+#: Rows fetched per round trip during the mark.
+BATCH_SIZE = 1000
+
+#: What :func:`collect` accepts as the description of the tables holding files.
+MetadataLike = sa.MetaData | sa.Table | type[DeclarativeBase] | registry
+Bind = sa.Engine | sa.Connection
+
+
+class CollectorError(DepotError, ValueError):
+    """The collector was asked to do something it cannot do safely."""
+
+
+@runtime_checkable
+class _RemovesIncomplete(Protocol):
+    def remove_incomplete(self, older_than: timedelta = ...) -> list[str]: ...
+
+
+@dataclass
+class CollectReport:
+    """What :func:`collect` did (or, with ``dry_run``, would do)."""
+
+    dry_run: bool
+    grace: timedelta
+    #: Files last modified after this moment were too young to sweep.
+    cutoff: datetime
+    #: ``'table.column'`` of every column the mark read.
+    columns: list[str] = field(default_factory=list)
+    #: Rows read by the mark (with a value in one of ``columns``).
+    rows_scanned: int = 0
+    #: Distinct paths the rows reference.
+    referenced: int = 0
+    #: Files listed in the swept storages.
+    stored: int = 0
+    #: Journaled paths whose files were removed (or, dry run, would be) and rows deleted.
+    journal_finished: list[str] = field(default_factory=list)
+    #: Journaled paths a committed row references again: the file stays, the row goes.
+    journal_kept: list[str] = field(default_factory=list)
+    #: Unreferenced files older than the grace period: removed (or, dry run, would be).
+    orphans: list[str] = field(default_factory=list)
+    #: Unreferenced files younger than the grace period: left alone.
+    too_young: list[str] = field(default_factory=list)
+    #: What ``remove_incomplete`` removed (leftovers of interrupted writes; not in dry runs).
+    incomplete: list[str] = field(default_factory=list)
+    #: Referenced paths of swept storages that were not found when the storage was listed.
+    #: Either a row points at a missing file, or a transaction removed it after the mark.
+    missing: list[str] = field(default_factory=list)
+    #: ``(path or storage, message)`` of every failure; the rest of the work went on.
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    #: Whether the removal journal table exists (without it only the sweep runs).
+    journal_available: bool = True
+
+    @property
+    def ok(self) -> bool:
+        """No errors."""
+        return not self.errors
+
+    def summary(self) -> str:
+        """One line per count, for logs and the command line."""
+        verb = "would remove" if self.dry_run else "removed"
+        lines = [
+            f"scanned {self.rows_scanned} rows in {len(self.columns)} columns: "
+            f"{self.referenced} referenced files; {self.stored} stored files listed",
+            f"journal: {verb} {len(self.journal_finished)}, kept {len(self.journal_kept)} "
+            "still referenced" + ("" if self.journal_available else " (no journal table: skipped)"),
+            f"orphans older than the grace period ({_format_delta(self.grace)}): {verb} "
+            f"{len(self.orphans)}; too young: {len(self.too_young)}",
+            f"leftovers of interrupted writes removed: {len(self.incomplete)}",
+            f"referenced but missing: {len(self.missing)}",
+            f"errors: {len(self.errors)}",
+        ]
+        return "\n".join(lines)
+
+
+def collect(
+    bind: Bind,
+    metadata: MetadataLike | Iterable[MetadataLike],
+    storages: Iterable[str] | None = None,
+    *,
+    grace: timedelta = DEFAULT_GRACE,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    journal_pass: bool = True,
+    sweep: bool = True,
+    batch_size: int = BATCH_SIZE,
+) -> CollectReport:
+    """Finish interrupted removals and remove unreferenced files older than ``grace``.
+
+    :param bind: an Engine (the collector opens its own connection and transactions), or a
+        Connection (used as is; if it is inside a transaction, the journal updates join it
+        and its owner commits them).
+    :param metadata: the MetaData (or declarative base, registry, Table, or a list of them)
+        describing **every** table whose ``UploadedFileField`` columns reference files in
+        ``storages``. A file referenced only from a table left out is swept.
+    :param storages: the storage names to sweep (default: every storage configured in
+        :class:`~sa_depot.manager.DepotManager`). Aliases are followed.
+    :param grace: files last modified less than this before ``now`` are never swept. It must
+        exceed the longest time between an upload and the commit of its transaction.
+    :param dry_run: report what would be removed, remove nothing, write nothing.
+    :param now: the reference time of the grace period (default: the current time).
+    :param journal_pass: process the removal journal (a).
+    :param sweep: mark and sweep (b). ``sweep=False`` needs no metadata (pass ``[]``).
+    :param batch_size: rows per round trip while marking.
+    :raises CollectorError: when sweeping would be unsafe (a table of the metadata is missing
+        from the database, or the metadata has no ``UploadedFileField`` column).
+    """
+    if grace < timedelta(0):
+        raise CollectorError(f"grace must not be negative, not {grace!r}")
+    started = datetime.now(timezone.utc)
+    now = _aware(now) if now is not None else started
+    report = CollectReport(dry_run=dry_run, grace=grace, cutoff=now - grace)
+    names = _storage_names(storages)
+    columns = _file_columns(_tables(metadata)) if sweep else []
+    if sweep and not columns:
+        raise CollectorError(
+            "the metadata given to the collector has no UploadedFileField column, so every "
+            "stored file would look unreferenced: pass the metadata of your models (e.g. "
+            "Base.metadata), or sweep=False to process the removal journal only"
+        )
+    report.columns = [f"{c.table.fullname}.{c.name}" for c in columns]
+
+    referenced: set[tuple[object, str]] = set()
+    if sweep:
+        referenced = _mark(bind, columns, batch_size, report)
+    referenced_paths = _ReferenceIndex(referenced)
+    if journal_pass:
+        _finish_journal(bind, referenced_paths if sweep else None, started, dry_run, report)
+    if sweep:
+        swept: set[object] = set()
+        for name in names:
+            storage = DepotManager.get(name)
+            if _location(storage) not in swept:  # two names on one directory: list it once
+                swept.add(_location(storage))
+                _sweep(storage, name, referenced, report)
+        report.missing.sort()
+        if not dry_run:
+            _remove_incomplete(names, report.cutoff, report)
+    _log.info("sa_depot collector%s:\n%s", " (dry run)" if dry_run else "", report.summary())
+    return report
+
+
+# == what to read ==============================================================================
+def _tables(metadata: MetadataLike | Iterable[MetadataLike]) -> list[sa.Table]:
+    items: Iterable[Any] = (
+        [metadata] if isinstance(metadata, (sa.MetaData, sa.Table, type, registry)) else metadata
+    )
+    tables: dict[str, sa.Table] = {}
+    for item in items:
+        if isinstance(item, sa.Table):
+            tables.setdefault(item.fullname, item)
+            continue
+        found = getattr(item, "metadata", item)
+        if not isinstance(found, sa.MetaData):
+            raise CollectorError(
+                f"the collector reads MetaData, declarative bases, registries or Tables, not "
+                f"{type(item).__name__} ({item!r})"
+            )
+        for table in found.sorted_tables:
+            tables.setdefault(table.fullname, table)
+    return list(tables.values())
+
+
+def _file_columns(tables: Iterable[sa.Table]) -> list[sa.Column[Any]]:
+    """The columns whose type is sa_depot's UploadedFileField (or filedepot's, by name)."""
+    return [
+        column
+        for table in tables
+        for column in table.columns
+        if any(cls.__name__ == "UploadedFileField" for cls in type(column.type).__mro__)
+    ]
+
+
+def _storage_names(storages: Iterable[str] | None) -> list[str]:
+    if storages is None:
+        return DepotManager.names()
+    if isinstance(storages, str):
+        storages = [storages]
+    names: list[str] = []
+    for name in storages:
+        DepotManager.get(name)  # raises StorageNotFound, naming the configured ones
+        resolved = DepotManager.resolve_alias(name)
+        if resolved not in names:
+            names.append(resolved)
+    return names
+
+
+# == mark ======================================================================================
+def _location(storage: FileStorage) -> object:
+    """What identifies where a storage keeps its files: two names configured on one directory
+    or bucket must share their references, or each would sweep the other's files."""
+    path = getattr(storage, "storage_path", None)
+    if isinstance(path, str):
+        return ("path", os.path.realpath(path))
+    bucket = getattr(storage, "bucket", None)
+    if isinstance(bucket, str):
+        endpoint = getattr(storage, "endpoint_url", None)
+        return ("bucket", endpoint, bucket, getattr(storage, "prefix", ""))
+    return ("object", id(storage))
+
+
+def _reference_key(path: str) -> tuple[object, str] | None:
+    """``(location, file_id)`` for a path into a configured storage, else ``None``."""
+    storage_name, sep, file_id = path.partition("/")
+    if not sep or not storage_name or not file_id:
+        return None
+    try:
+        storage = DepotManager.get(storage_name)
+    except DepotError:
+        return None
+    return (_location(storage), file_id)
+
+
+class _ReferenceIndex:
+    def __init__(self, referenced: set[tuple[object, str]]) -> None:
+        self.referenced = referenced
+
+    def __call__(self, path: str) -> bool:
+        key = _reference_key(path)
+        return key is not None and key in self.referenced
+
+
+def _mark(
+    bind: Bind, columns: list[sa.Column[Any]], batch_size: int, report: CollectReport
+) -> set[tuple[object, str]]:
+    referenced: set[tuple[object, str]] = set()
+    with _snapshot(bind) as connection:
+        inspector = sa.inspect(connection)
+        for table in {c.table for c in columns}:
+            if not inspector.has_table(table.name, schema=table.schema):
+                raise CollectorError(
+                    f"table {table.fullname!r} of the metadata does not exist in the database "
+                    f"{connection.engine.url.render_as_string(hide_password=True)}: the "
+                    "collector cannot tell which files its rows reference, so it refuses to "
+                    "sweep. Point it at the application's database, or create the table"
+                )
+        for column in columns:
+            raw = sa.type_coerce(column, sa.Text())
+            stmt = sa.select(raw).where(column.is_not(None))
+            result = connection.execution_options(
+                stream_results=True, yield_per=batch_size
+            ).execute(stmt)
+            for (value,) in result:
+                report.rows_scanned += 1
+                for path in _paths_in(value):
+                    key = _reference_key(path)
+                    if key is not None:
+                        referenced.add(key)
+    report.referenced = len(referenced)
+    return referenced
+
+
+@contextmanager
+def _snapshot(bind: Bind) -> Iterator[sa.Connection]:
+    """A connection whose reads all see one snapshot, where the database offers one."""
+    if isinstance(bind, sa.Connection):
+        if bind.in_transaction():
+            yield bind
+        else:
+            with bind.begin():
+                yield bind
+        return
+    options: dict[str, Any] = {}
+    if bind.dialect.name in {"postgresql", "mysql"}:
+        options["isolation_level"] = "REPEATABLE READ"
+    with bind.connect() as connection:
+        with connection.execution_options(**options).begin():
+            yield connection
+
+
+def _paths_in(value: Any) -> Iterator[str]:
+    """Every string in a stored value that may be a ``'storage/file_id'`` path.
+
+    Deliberately generous: ``files``, ``path``, filedepot's ``thumb_*_path``, plain paths
+    stored as text, and anything else shaped like a path. Counting a string too many keeps a
+    file; counting one too few would lose it.
+    """
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("{", "[", '"'):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = text
+        else:
+            value = text
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "/" in item:
+                yield item
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
+# == the journal ===============================================================================
+def _finish_journal(
+    bind: Bind,
+    is_referenced: _ReferenceIndex | None,
+    started: datetime,
+    dry_run: bool,
+    report: CollectReport,
+) -> None:
+    with _plain_transaction(bind) as connection:
+        if not sa.inspect(connection).has_table(pending_removals.name):
+            report.journal_available = False
+            return
+    # Only rows scheduled before the mark started (to the second the journal records): a
+    # later one may unreference a file the mark saw referenced; left for the next run, it is
+    # finished then, rather than its file kept until a sweep.
+    older_than = max(utcnow() - started.replace(microsecond=0), timedelta(0))
+    if dry_run:
+        for entry in journal.pending(bind, older_than=older_than):
+            if is_referenced is not None and is_referenced(entry.path):
+                report.journal_kept.append(entry.path)
+            else:
+                report.journal_finished.append(entry.path)
+        return
+    result = journal.finish_pending_removals(
+        bind, is_referenced=is_referenced, older_than=older_than
+    )
+    report.journal_finished.extend(result.removed)
+    report.journal_kept.extend(result.kept)
+    report.errors.extend((path, _describe(exc)) for path, exc in result.failed)
+
+
+@contextmanager
+def _plain_transaction(bind: Bind) -> Iterator[sa.Connection]:
+    if isinstance(bind, sa.Connection):
+        yield bind
+    else:
+        with bind.connect() as connection:
+            yield connection
+
+
+# == sweep =====================================================================================
+def _sweep(
+    storage: FileStorage, name: str, referenced: set[tuple[object, str]], report: CollectReport
+) -> None:
+    location = _location(storage)
+    listed: set[str] = set()
+    try:
+        for file_id in storage.iter_ids():
+            listed.add(file_id)
+            if (location, file_id) in referenced:
+                continue
+            _sweep_one(storage, name, file_id, report)
+    except DepotError as exc:
+        report.errors.append((name, f"listing the storage failed: {_describe(exc)}"))
+        return
+    report.stored += len(listed)
+    report.missing.extend(
+        f"{name}/{file_id}"
+        for where, file_id in referenced
+        if where == location and file_id not in listed
+    )
+
+
+def _sweep_one(storage: FileStorage, name: str, file_id: str, report: CollectReport) -> None:
+    path = f"{name}/{file_id}"
+    try:
+        modified = _aware(storage.info(file_id).last_modified)
+    except FileNotFound:
+        return  # removed since the listing
+    except DepotError as exc:
+        report.errors.append((path, f"reading its metadata failed: {_describe(exc)}"))
+        return
+    if modified > report.cutoff:
+        report.too_young.append(path)
+        return
+    report.orphans.append(path)
+    if report.dry_run:
+        return
+    try:
+        storage.delete(file_id)
+    except DepotError as exc:
+        report.orphans.remove(path)
+        report.errors.append((path, f"removing the orphan failed: {_describe(exc)}"))
+
+
+def _remove_incomplete(names: list[str], cutoff: datetime, report: CollectReport) -> None:
+    # remove_incomplete measures age against the real clock: translate the cutoff.
+    older_than = max(datetime.now(timezone.utc) - cutoff, timedelta(0))
+    for name in names:
+        storage = DepotManager.get(name)
+        if not isinstance(storage, _RemovesIncomplete):
+            continue
+        try:
+            report.incomplete.extend(storage.remove_incomplete(older_than=older_than))
+        except DepotError as exc:
+            report.errors.append((name, f"removing incomplete writes failed: {_describe(exc)}"))
+
+
+# == helpers ===================================================================================
+def load_metadata(spec: str) -> list[sa.MetaData | sa.Table]:
+    """Import ``'package.module:attribute'`` (the attribute may be dotted, e.g.
+    ``myapp.models:Base.metadata``) and return the MetaData or Tables it names: a MetaData,
+    a declarative base, a registry, a Table, or a list of them. For command lines."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigurationError(
+            f"{spec!r} is not of the form 'package.module:attribute', e.g. "
+            "'myapp.models:Base.metadata'"
+        )
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"cannot import {module_name!r} (from {spec!r}): {exc}; is the application "
+            "installed in this environment, or on PYTHONPATH?"
+        ) from exc
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError as exc:
+            raise ConfigurationError(f"{spec!r}: {part!r} not found") from exc
+    try:
+        tables = _tables(target)
+    except (CollectorError, TypeError) as exc:
+        raise ConfigurationError(f"{spec!r} names no MetaData: {exc}") from exc
+    return list(tables)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``'24h'``, ``'30m'``, ``'2d'``, ``'90s'``, ``'1w'`` or a number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in units else "s"
+    number = value[:-1] if value[-1:] in units else value
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ConfigurationError(
+            f"{text!r} is not a duration: write a number and a unit among s, m, h, d, w "
+            "(e.g. '24h')"
+        ) from None
+    if amount < 0:
+        raise ConfigurationError(f"{text!r}: a duration cannot be negative")
+    return timedelta(seconds=amount * units[unit])
+
+
+def _format_delta(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "CollectReport",
+    "CollectorError",
+    "collect",
+    "load_metadata",
+    "parse_duration",
+]
