@@ -21,6 +21,7 @@ from sa_depot import __version__
 from sa_depot.cli.base import CliState, DepotGroup
 from sa_depot.cli.config import ENV_CONFIG
 from sa_depot.cli.files import ls_command, stat_command
+from sa_depot.cli.gc import gc_command
 from sa_depot.cli.servers import demo_command, serve_command
 
 
@@ -45,6 +46,7 @@ cli.add_command(demo_command)
 cli.add_command(ls_command)
 cli.add_command(stat_command)
 cli.add_command(serve_command)
+cli.add_command(gc_command)
 
 
 def main() -> None:

@@ -3,9 +3,7 @@ messages, the lazily loaded configuration, and the parameter types."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import click
@@ -72,41 +70,6 @@ class CliState:
 pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
-_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg]
-    """A duration such as ``24h``, ``90m``, ``1h30m``, ``7d``, ``2w`` or ``0``."""
-
-    name = "duration"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, timedelta):
-            return value
-        text = str(value).strip().replace(" ", "")
-        if text == "0":
-            return timedelta(0)
-        seconds = 0.0
-        position = 0
-        for match in _DURATION_PART.finditer(text):
-            if match.start() != position:
-                break
-            seconds += float(match.group(1)) * _UNITS[match.group(2).lower()]
-            position = match.end()
-        if not text or position != len(text):
-            self.fail(
-                f"{value!r} is not a duration: use a number with a unit (s, m, h, d, w), "
-                "e.g. 24h, 90m, 1h30m or 7d",
-                param,
-                ctx,
-            )
-        return timedelta(seconds=seconds)
-
-
-DURATION = Duration()
-
-
 def human_size(size: int | None) -> str:
     """``1536`` -> ``'1.5 KiB'``; ``None`` (unknown) -> ``'?'``."""
     if size is None:
@@ -119,4 +82,4 @@ def human_size(size: int | None) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-__all__ = ["DURATION", "USER_ERRORS", "CliState", "DepotGroup", "Duration", "pass_state"]
+__all__ = ["USER_ERRORS", "CliState", "DepotGroup", "human_size", "pass_state"]

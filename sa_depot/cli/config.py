@@ -32,6 +32,10 @@ The TOML form::
     [serve.policies.media]              # a ServingPolicy per storage
     cache = "public"
 
+    [gc]                                # sa-depot gc
+    metadata = ["myapp.models:Base.metadata"]
+    grace = "24h"
+
 The ini form, as filedepot applications have it (``%(here)s`` is the file's directory)::
 
     [app:main]
@@ -42,6 +46,7 @@ The ini form, as filedepot applications have it (``%(here)s`` is the file's dire
     sa_depot.default = media
     sa_depot.aliases.avatars = media
     sa_depot.serve.port = 8080
+    sa_depot.gc.metadata = myapp.models:Base.metadata
 """
 
 from __future__ import annotations
@@ -70,7 +75,9 @@ ENV_STORAGE_PREFIX = "SA_DEPOT_STORAGE__"
 #: The file read when neither ``--config`` nor ``$SA_DEPOT_CONFIG`` names one.
 DEFAULT_CONFIG_FILE = "sa_depot.toml"
 
-_TOP_LEVEL_KEYS = {"database_url", "default", "storages", "aliases", "serve"}
+_TOP_LEVEL_KEYS = {"database_url", "default", "storages", "aliases", "serve", "gc"}
+#: ``[gc]`` keys.
+GC_KEYS = {"metadata", "grace", "storages"}
 #: ``[serve]`` keys and the type their ini (string) values are read as.
 SERVE_KEYS: dict[str, type] = {
     "host": str,
@@ -95,6 +102,12 @@ class Settings:
     database_url: str | None = None
     #: The ``[serve]`` table (host, port, mountpoint, cache_max_age, secret, threads, policies).
     serve: dict[str, Any] = field(default_factory=dict)
+    #: ``sa-depot gc``: ``'module:attribute'`` specs of the MetaData holding file columns.
+    gc_metadata: list[str] = field(default_factory=list)
+    #: ``sa-depot gc``: the grace period, as written (``'24h'``).
+    gc_grace: str | None = None
+    #: ``sa-depot gc``: the storages to sweep (default: all).
+    gc_storages: list[str] = field(default_factory=list)
     #: Where the settings came from, for messages.
     sources: list[str] = field(default_factory=list)
 
@@ -186,7 +199,29 @@ def _read_toml(path: Path) -> Settings:
     serve = _table(data, "serve", path)
     _check_serve_keys(serve, path)
     settings.serve = dict(serve)
+    _read_gc_table(settings, _table(data, "gc", path), path)
     return settings
+
+
+def _read_gc_table(settings: Settings, gc: Mapping[str, Any], path: Path) -> None:
+    unknown = sorted(set(gc) - GC_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"{path}: unknown [gc] key(s) {', '.join(unknown)}; expected "
+            f"{', '.join(sorted(GC_KEYS))}"
+        )
+    settings.gc_metadata = _string_list(gc.get("metadata", []), "gc.metadata", path)
+    settings.gc_storages = _string_list(gc.get("storages", []), "gc.storages", path)
+    if "grace" in gc:
+        settings.gc_grace = _string(gc["grace"], "gc.grace", path)
+
+
+def _string_list(value: object, key: str, path: Path) -> list[str]:
+    if isinstance(value, str):
+        return value.split()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigurationError(f"{path}: {key} must be a list of strings, not {value!r}")
+    return list(value)
 
 
 def _table(data: Mapping[str, Any], key: str, path: Path) -> dict[str, Any]:
@@ -293,15 +328,20 @@ def _read_ini_setting(settings: Settings, key: str, value: str, path: Path, sect
         settings.default = value
     elif key.startswith("aliases.") and len(key) > len("aliases."):
         settings.aliases[key[len("aliases.") :]] = value
+    elif key == "gc.metadata":
+        settings.gc_metadata = value.split()
+    elif key == "gc.storages":
+        settings.gc_storages = value.split()
+    elif key == "gc.grace":
+        settings.gc_grace = value
     elif key.startswith("serve.") and key[len("serve.") :] in SERVE_KEYS:
         name = key[len("serve.") :]
         settings.serve[name] = _convert(value, SERVE_KEYS[name], f"sa_depot.{key}", path)
     else:
         raise ConfigurationError(
             f"{path}: [{section}] unknown key sa_depot.{key}; expected sa_depot.database_url, "
-            "sa_depot.default, sa_depot.aliases.<alias> or sa_depot.serve.<"
-            + "|".join(SERVE_KEYS)
-            + ">"
+            "sa_depot.default, sa_depot.aliases.<alias>, sa_depot.gc.<metadata|grace|storages> "
+            "or sa_depot.serve.<" + "|".join(SERVE_KEYS) + ">"
         )
 
 

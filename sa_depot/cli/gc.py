@@ -1,0 +1,155 @@
+"""``sa-depot gc``: the collector (:func:`sa_depot.collector.collect`) on the command line."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from datetime import timedelta
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+
+from sa_depot.cli.base import CliState, pass_state
+from sa_depot.cli.config import ENV_DATABASE_URL
+from sa_depot.exceptions import ConfigurationError
+
+
+class GraceParam(click.ParamType):  # type: ignore[type-arg]
+    """A duration as the collector reads it: ``24h``, ``30m``, ``2d``, ``1w``, ``90s``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from sa_depot.collector import parse_duration
+
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ConfigurationError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@click.command("gc")
+@click.option(
+    "--database-url",
+    help=f"The application's database [${ENV_DATABASE_URL}, database_url in the configuration].",
+)
+@click.option(
+    "--metadata",
+    "metadata_specs",
+    multiple=True,
+    metavar="MODULE:ATTRIBUTE",
+    help="The MetaData (or declarative base) of the tables holding files, e.g. "
+    "myapp.models:Base.metadata; repeat for several [[gc] metadata].",
+)
+@click.option(
+    "--grace",
+    type=GraceParam(),
+    help="Never remove files younger than this: longer than any transaction [24h].",
+)
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; change nothing.")
+@click.option(
+    "--storage",
+    "storage_names",
+    multiple=True,
+    help="Sweep only this storage (repeatable) [every configured storage].",
+)
+@click.option(
+    "--journal-only",
+    is_flag=True,
+    help="Only finish the removals recorded in the journal (no mark and sweep, no metadata).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print the summary only, not every path.")
+@pass_state
+def gc_command(
+    state: CliState,
+    database_url: str | None,
+    metadata_specs: tuple[str, ...],
+    grace: timedelta | None,
+    dry_run: bool,
+    storage_names: tuple[str, ...],
+    journal_only: bool,
+    quiet: bool,
+) -> None:
+    """Remove the stored files that no committed row references.
+
+    First it finishes the removals that the removal journal still lists (a process died
+    between a commit and the removal of the files it replaced or deleted, or the storage
+    failed). Then it marks every file referenced by the UploadedFileField columns of the
+    given metadata and sweeps the configured storages: files referenced by no row and older
+    than the grace period are removed. See docs/cli.md for when it is safe.
+    """
+    from sa_depot.collector import DEFAULT_GRACE, collect, load_metadata
+
+    settings = state.settings
+    url = database_url or settings.database_url
+    if not url:
+        raise click.UsageError(
+            f"no database: pass --database-url URL, set ${ENV_DATABASE_URL}, or put "
+            "database_url in the configuration file"
+        )
+    specs = list(metadata_specs) or settings.gc_metadata
+    if not specs and not journal_only:
+        raise click.UsageError(
+            "which tables hold files? pass --metadata MODULE:ATTRIBUTE (e.g. "
+            "myapp.models:Base.metadata) or set [gc] metadata in the configuration; "
+            "--journal-only needs none"
+        )
+    if grace is None:
+        grace = GraceParam().convert(settings.gc_grace, None, None) if settings.gc_grace else None
+    state.configure_storages()
+    if os.getcwd() not in sys.path:  # import the application from here, as python -m would
+        sys.path.insert(0, os.getcwd())
+    metadata = [item for spec in specs for item in load_metadata(spec)] if not journal_only else []
+
+    engine = _engine(url)
+    console = Console(stderr=True)
+    try:
+        with console.status("Collecting unreferenced files..."):
+            report = collect(
+                engine,
+                metadata,
+                list(storage_names or settings.gc_storages) or None,
+                grace=grace if grace is not None else DEFAULT_GRACE,
+                dry_run=dry_run,
+                sweep=not journal_only,
+            )
+    finally:
+        engine.dispose()
+
+    verb = "would remove" if dry_run else "removed"
+    if not quiet:
+        for path in report.journal_finished:
+            click.echo(f"{verb} {path} (journaled removal)")
+        for path in report.orphans:
+            click.echo(f"{verb} {path} (unreferenced)")
+        for path in report.incomplete:
+            click.echo(f"removed {path} (left by an interrupted write)")
+        for path in report.missing:
+            click.echo(f"missing {path} (referenced by a row, not in its storage)", err=True)
+    click.echo(report.summary())
+    for where, message in report.errors:
+        click.echo(f"error: {where}: {message}", err=True)
+    if report.errors:
+        raise click.ClickException(
+            f"{len(report.errors)} error(s) during the collection (listed above); the rest "
+            "was done, and running sa-depot gc again retries"
+        )
+
+
+def _engine(url: str) -> sa.Engine:
+    try:
+        return sa.create_engine(url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        shown = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)  # never print a password
+        raise ConfigurationError(
+            f"database URL {shown!r}: {exc}; write it as SQLAlchemy expects, e.g. "
+            "postgresql+psycopg://user:password@host/dbname or sqlite:///app.sqlite"
+        ) from exc
+
+
+__all__ = ["gc_command"]
