@@ -5,7 +5,6 @@
     sa-depot demo                       the demo web application (no configuration needed)
     sa-depot ls [STORAGE]               the configured storages, or the files of one
     sa-depot stat STORAGE/FILE_ID       one file's metadata (--verify checks its checksum)
-    sa-depot copy SRC DST               copy every file of a storage to another
     sa-depot gc --database-url URL      remove files no committed row references
     sa-depot serve                      serve the storages over HTTP (DepotMiddleware)
 
