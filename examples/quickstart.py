@@ -21,8 +21,10 @@ def main() -> None:
 
         file_id = depot.create(b"Hello World", filename="hello.txt")
         stored = depot.get(file_id)
-        print(f"created {file_id}: {stored.filename!r}, {stored.content_type}, "
-              f"{stored.content_length} bytes, sha256 {stored.checksum[:12]}...")
+        print(
+            f"created {file_id}: {stored.filename!r}, {stored.content_type}, "
+            f"{stored.content_length} bytes, sha256 {stored.checksum[:12]}..."
+        )
         print(f"  content: {stored.read()!r}")
         stored.close()
 
@@ -33,8 +35,10 @@ def main() -> None:
         intent = FileIntent(b'{"a": 1}', "data.json", "application/json")
         json_id = depot.create(intent)
         with depot.get(json_id) as stored_json:
-            print(f"created {json_id} from a FileIntent: {stored_json.filename!r}, "
-                  f"{stored_json.content_type}")
+            print(
+                f"created {json_id} from a FileIntent: {stored_json.filename!r}, "
+                f"{stored_json.content_type}"
+            )
 
         print(f"the storage holds {len(depot.list())} files")
         depot.delete(file_id)
