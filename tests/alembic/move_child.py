@@ -45,16 +45,16 @@ def main(url: str, table: str, root: str, moment: str, batch_size: int) -> None:
                 die()
             return update(self, connection, *args)
 
-        sa_depot.migrate._Database.update = update_then_die  # type: ignore[method-assign]
+        setattr(sa_depot.migrate._Database, "update", update_then_die)  # noqa: B010
     elif moment == "after-commit":
-        remove = sa_depot.migrate.remove_paths
+        remove = getattr(sa_depot.migrate, "remove_paths")  # noqa: B009
 
         def die_before_removing(paths: Any) -> Any:
             if batches == 1:  # second batch: rows committed, old files still there
                 die()
             return remove(paths)
 
-        sa_depot.migrate.remove_paths = die_before_removing  # type: ignore[assignment]
+        setattr(sa_depot.migrate, "remove_paths", die_before_removing)  # noqa: B010
     else:
         raise SystemExit(f"unknown moment {moment!r}")
     engine = sa.create_engine(url)

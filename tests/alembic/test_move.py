@@ -201,12 +201,13 @@ def test_a_move_killed_at_a_dangerous_moment_loses_nothing_and_resumes(
     assert [i for i in sorted(where) if where[i] == {"new"}] == (
         [1, 2, 3] if moment == "before-commit" else [1, 2, 3, 4, 5, 6]
     )
+    values = gallery.values()
     second_batch = {
         f"{s}/{p.split('/', 1)[1]}"
         for s in ("old", "new")
         for i in (4, 5, 6)
-        for p in gallery.values()[i].files
-    }  # type: ignore[union-attr]
+        for p in (values[i] or {"files": []})["files"]
+    }
     if moment == "before-commit":
         # The second batch's copies are in `new` (same ids), referenced by nobody yet.
         assert {p for p in second_batch if p.startswith("new/")} <= storages.paths("new")
@@ -290,7 +291,7 @@ def test_a_row_the_application_replaces_during_the_move_keeps_the_new_value(
         copied = copy(where, path, *args)
         if path == trigger and not replaced:
             with Session(gallery.engine) as session:  # another writer, through the ORM
-                picture = session.get(gallery.model, 2)
+                picture: Any = session.get(gallery.model, 2)
                 picture.file = png(99)
                 session.commit()
                 replaced.append(picture.file)
