@@ -103,7 +103,7 @@ def upgrade(bind: Bind, revision: str = "head") -> None:
     """
     from alembic import command
 
-    with _connection(bind) as connection:
+    with _connection(bind) as connection, _outer_alembic_run_kept():
         command.upgrade(make_config(connection), revision)
 
 
@@ -111,7 +111,7 @@ def downgrade(bind: Bind, revision: str) -> None:
     """Downgrade sa_depot's tables to ``revision``; ``'base'`` drops them all."""
     from alembic import command
 
-    with _connection(bind) as connection:
+    with _connection(bind) as connection, _outer_alembic_run_kept():
         command.downgrade(make_config(connection), revision)
 
 
@@ -146,6 +146,26 @@ def _connection(bind: Bind) -> Iterator[sa.Connection]:
     finally:
         if engine is not bind:
             engine.dispose()
+
+
+@contextmanager
+def _outer_alembic_run_kept() -> Iterator[None]:
+    """Let :func:`upgrade` run inside another Alembic run (your ``env.py``, or a migration).
+
+    Alembic's ``alembic.context`` and ``alembic.op`` are module-level proxies of the running
+    environment; a nested run replaces them and, when it ends, unsets them, which would break
+    the outer run. Put the outer run's proxies back.
+    """
+    import alembic.context
+    import alembic.op
+
+    outer = [getattr(module, "_proxy", None) for module in (alembic.context, alembic.op)]
+    try:
+        yield
+    finally:
+        for proxy in outer:
+            if proxy is not None:
+                proxy._install_proxy()
 
 
 # == hooks for the application's env.py ========================================================
