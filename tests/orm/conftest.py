@@ -4,16 +4,17 @@
   default; ``memory`` too). A new backend (S3...) plugs in with one entry in
   :data:`STORAGE_CONFIGS`. ``stored()`` lists what it holds, as ``'default/<id>'`` paths.
 * ``engine``: an Engine on each of SQLite, PostgreSQL and MariaDB (through ``db_url``), with
-  sa_depot's own tables created; every table is dropped at teardown.
-* ``models``: a fresh set of mapped classes (unique table names) created in ``engine``.
+  sa_depot's own tables created. SQLite gets a new file per test; on the servers the tables
+  live for a module and are emptied after each test (DDL would otherwise dominate the time).
+* ``models``: the module's mapped classes (unique table names), their tables created in
+  ``engine`` and empty.
 
-After each test the lifecycle is uninstalled, so that the next test's models equip
-themselves again (and the uninstall path is exercised on every test).
+At the end of each module the lifecycle is uninstalled, so that the next module's models
+equip themselves again (and the uninstall path is exercised).
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -76,22 +77,83 @@ def depot(tmp_path: Path) -> Depot:
 @pytest.fixture(autouse=True)
 def _fresh_lifecycle() -> Iterator[None]:
     yield
-    gc.collect()
     ownership.remove_abandoned()
-    lifecycle.uninstall()
     lifecycle.configure(journal=True)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _lifecycle_per_module() -> Iterator[None]:
+    """Each module's models equip themselves afresh, and the uninstall path runs once per
+    module (mapped classes live for a module: see ``models``)."""
+    yield
+    lifecycle.uninstall()
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An Engine; on SQLite, with the transaction handling SQLAlchemy documents for pysqlite.
+
+    pysqlite (before Python 3.12's ``autocommit``) only emits BEGIN before DML, so a
+    SAVEPOINT opened first starts, and its RELEASE commits, the whole transaction, and
+    Session(bind=connection) recipes break. Emitting BEGIN ourselves fixes that; IMMEDIATE
+    also takes the write lock at once, so that writing threads queue instead of deadlocking.
+    """
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url)
+    engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@dataclass
+class ServerDatabase:
+    """An Engine on a server database, and the models created in it, kept for a module:
+    creating and dropping tables for every test would dominate the suite's time."""
+
+    engine: sa.Engine
+    models: Models | None = None
+
+
+@pytest.fixture(scope="module")
+def _server_databases() -> Iterator[dict[str, ServerDatabase]]:
+    databases: dict[str, ServerDatabase] = {}
+    yield databases
+    for database in databases.values():
+        if database.models is not None:
+            database.models.drop(database.engine)
+        schema.metadata.drop_all(database.engine)
+        database.engine.dispose()
+
+
 @pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(db_url)
-    schema.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
-    cleanup = sa.create_engine(db_url)
-    with cleanup.begin() as conn:
-        schema.metadata.drop_all(conn)
-    cleanup.dispose()
+def engine(db_url: str, _server_databases: dict[str, ServerDatabase]) -> Iterator[sa.Engine]:
+    """An Engine with sa_depot's tables, on SQLite (a new file per test), PostgreSQL and
+    MariaDB (one per module, the tables emptied after each test)."""
+    if db_url.startswith("sqlite"):
+        engine = make_engine(db_url)
+        schema.metadata.create_all(engine)
+        yield engine
+        engine.dispose()
+        return
+    database = _server_databases.get(db_url)
+    if database is None:
+        database = _server_databases[db_url] = ServerDatabase(make_engine(db_url))
+        schema.metadata.create_all(database.engine)
+    yield database.engine
+    with database.engine.begin() as conn:
+        if database.models is not None:
+            for table in reversed(database.models.Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+        if not sa.inspect(conn).has_table(schema.pending_removals.name):  # a test dropped it
+            schema.metadata.create_all(conn)
+        conn.execute(schema.pending_removals.delete())
 
 
 def unique(prefix: str) -> str:
@@ -109,7 +171,6 @@ class Models:
 
     def drop(self, engine: sa.Engine) -> None:
         self.Base.metadata.drop_all(engine)
-        self.Base.registry.dispose()
 
 
 def make_models() -> Models:
@@ -142,9 +203,27 @@ def make_models() -> Models:
     return Models(Base, Document, Attachment)
 
 
-@pytest.fixture
-def models(engine: sa.Engine, depot: Depot) -> Iterator[Models]:
+@pytest.fixture(scope="module")
+def _models_of_module(request: pytest.FixtureRequest) -> Iterator[Models]:
     built = make_models()
-    built.create(engine)
     yield built
-    built.drop(engine)
+    built.Base.registry.dispose()
+
+
+@pytest.fixture
+def models(
+    engine: sa.Engine,
+    depot: Depot,
+    db_url: str,
+    _models_of_module: Models,
+    _server_databases: dict[str, ServerDatabase],
+) -> Models:
+    """The module's documents and attachments, with their tables in ``engine``, empty."""
+    if db_url.startswith("sqlite"):
+        _models_of_module.create(engine)
+    else:
+        database = _server_databases[db_url]
+        if database.models is None:
+            _models_of_module.create(engine)
+            database.models = _models_of_module
+    return _models_of_module

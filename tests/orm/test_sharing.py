@@ -119,6 +119,7 @@ def test_a_descriptor_from_another_session_whose_file_is_gone_fails_at_flush(
         session.commit()
     with Session(engine) as stale, Session(engine) as fresh:
         old_value = by_name(stale, models, "a").content  # type: ignore[attr-defined]
+        stale.commit()  # (SQLite would otherwise block the other session's write)
         by_name(fresh, models, "a").content = b"new"  # type: ignore[attr-defined]
         fresh.commit()  # removes "old"
         stale.add(models.Document(name="b", content=old_value))
