@@ -82,6 +82,7 @@ def make_config(bind: Bind | None = None, **attributes: Any) -> Config:
 
     ``bind`` may be a Connection or Engine (used as is), or a URL (its ``sqlalchemy.url``).
     """
+    _require_alembic()
     from alembic.config import Config
 
     config = Config(attributes=dict(attributes))
@@ -101,6 +102,7 @@ def upgrade(bind: Bind, revision: str = "head") -> None:
     ``bind``: an Engine (a transaction of its own, committed), a URL, or a Connection (its
     current transaction; the caller commits).
     """
+    _require_alembic()
     from alembic import command
 
     with _connection(bind) as connection, _outer_alembic_run_kept():
@@ -109,6 +111,7 @@ def upgrade(bind: Bind, revision: str = "head") -> None:
 
 def downgrade(bind: Bind, revision: str) -> None:
     """Downgrade sa_depot's tables to ``revision``; ``'base'`` drops them all."""
+    _require_alembic()
     from alembic import command
 
     with _connection(bind) as connection, _outer_alembic_run_kept():
@@ -117,6 +120,7 @@ def downgrade(bind: Bind, revision: str) -> None:
 
 def current(bind: Bind) -> str | None:
     """The revision of sa_depot's tables in the database (``None``: never migrated)."""
+    _require_alembic()
     from alembic.runtime.migration import MigrationContext
 
     with _connection(bind) as connection:
@@ -126,12 +130,24 @@ def current(bind: Bind) -> str | None:
 
 def head() -> str:
     """The latest revision of sa_depot's migrations."""
+    _require_alembic()
     from alembic.script import ScriptDirectory
 
     revision = ScriptDirectory.from_config(make_config()).get_current_head()
     if revision is None:  # pragma: no cover - the package ships its migrations
         raise ConfigurationError(f"sa_depot's migrations in {script_location()} have no head")
     return revision
+
+
+def _require_alembic() -> None:
+    try:
+        import alembic  # noqa: F401
+    except ImportError as exc:
+        raise ConfigurationError(
+            "sa_depot's migrations need Alembic, which is not installed: "
+            "pip install 'sa-depot[alembic]' (or create the tables without Alembic: "
+            "sa_depot.schema.metadata.create_all(engine))"
+        ) from exc
 
 
 @contextmanager

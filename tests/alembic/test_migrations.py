@@ -194,3 +194,11 @@ def test_the_wheel_ships_the_migrations_and_an_installed_copy_uses_them(tmp_path
     location, revision = run.stdout.split()
     assert Path(location) == tmp_path / "site" / "sa_depot" / "_migrations"
     assert revision == sa_depot.alembic.head()
+
+
+def test_without_alembic_installed_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "alembic", None)  # as if it were not installed
+    with pytest.raises(ConfigurationError, match=r"pip install 'sa-depot\[alembic\]'"):
+        sa_depot.alembic.upgrade(f"sqlite:///{tmp_path / 'db.sqlite'}")
