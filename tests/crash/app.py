@@ -30,7 +30,8 @@ class Derivative(FileFilter):
 
     def on_save(self, uploaded_file: UploadedFile) -> None:
         file_id, path = uploaded_file.store_content(
-            b"derivative of " + str(uploaded_file["checksum"]).encode(), "derived.txt"
+            b"derivative of " + str(uploaded_file["checksum"]).encode(),
+            f"{uploaded_file.get('filename') or 'file'}.derived",
         )
         uploaded_file["derived_path"] = path
 

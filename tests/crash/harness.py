@@ -24,8 +24,9 @@ def spawn(module: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def wait_for_line(proc: subprocess.Popen[bytes], expected: bytes, timeout: float) -> bool:
-    """Whether the child printed ``expected`` on a line of its own within ``timeout``."""
+def read_line(proc: subprocess.Popen[bytes], prefix: bytes, timeout: float) -> bytes | None:
+    """The first line the child prints that starts with ``prefix`` (within ``timeout``), or
+    ``None`` if it exits or the time runs out first."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     while (remaining := deadline - time.monotonic()) > 0:
@@ -34,10 +35,15 @@ def wait_for_line(proc: subprocess.Popen[bytes], expected: bytes, timeout: float
             break
         line = proc.stdout.readline()
         if not line:  # the child exited
-            return False
-        if line.strip() == expected:
-            return True
-    return False
+            return None
+        if line.startswith(prefix):
+            return line.rstrip(b"\n")
+    return None
+
+
+def wait_for_line(proc: subprocess.Popen[bytes], expected: bytes, timeout: float) -> bool:
+    """Whether the child printed ``expected`` on a line of its own within ``timeout``."""
+    return read_line(proc, expected, timeout) == expected
 
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:
