@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import platform
 import subprocess
 import sys
@@ -65,6 +66,8 @@ def _git(*args: str) -> str:
 def fmt(value: float | None, digits: int = 2) -> str:
     if value is None:
         return "n/a"
+    if float(value).is_integer() and abs(value) < 100:
+        return str(int(value))
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     if abs(value) >= 100:
@@ -124,8 +127,9 @@ def render(results: list[SectionResult], repetitions: int, elapsed: float) -> st
         if result.skipped:
             lines += [f"Not measured: {result.skipped}", ""]
             continue
-        lines += [f"Section time: {result.seconds:.0f} s.", ""]
+        lines += [f"Run time of the `{result.group}` section: {result.seconds:.0f} s.", ""]
         lines += _info_table(result.samples, result.info)
+        lines += result.extra
         if result.notes:
             lines.append("")
             lines += [f"- {note}" for note in result.notes]
@@ -162,7 +166,17 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--only", nargs="*", help="sections to run (default: all)")
     parser.add_argument("--output", default=str(BENCH_DIR / "RESULTS.md"))
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the output from the last run's measurements (after editing ANALYSIS.md)",
+    )
     args = parser.parse_args()
+    saved = WORK / "results.pickle"
+    if args.render_only:
+        results, repetitions, elapsed = pickle.loads(saved.read_bytes())
+        Path(args.output).write_text(render(results, repetitions, elapsed))
+        return
     if args.repetitions < 3 and args.output == str(BENCH_DIR / "RESULTS.md"):
         parser.error("RESULTS.md needs >= 3 repetitions; pass --output elsewhere to try less")
     _register()
@@ -178,11 +192,14 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others
             traceback.print_exc()
             section_results = [SectionResult(name, Samples(), skipped=f"failed: {exc!r}"[:300])]
+        seconds = time.perf_counter() - section_start
         for result in section_results:
-            result.seconds = time.perf_counter() - section_start
-            print(f"   {result.name}: {result.seconds:.0f} s", file=sys.stderr, flush=True)
+            result.seconds = seconds
+            result.group = name
+        print(f"   {name}: {seconds:.0f} s", file=sys.stderr, flush=True)
         results += section_results
     elapsed = time.perf_counter() - start
+    saved.write_bytes(pickle.dumps((results, args.repetitions, elapsed)))
     Path(args.output).write_text(render(results, args.repetitions, elapsed))
     raw = {r.name: r.samples.values for r in results}
     (WORK / "samples.json").write_text(json.dumps(raw, indent=1))

@@ -150,5 +150,8 @@ class SectionResult:
     #: (case, metric, unit) rows listed for information
     info: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: markdown lines added after the section's table
+    extra: list[str] = field(default_factory=list)
     skipped: str | None = None
     seconds: float = 0.0
+    group: str = ""  # the section of bench.py that measured it
