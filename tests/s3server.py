@@ -333,8 +333,8 @@ def seaweed_factory(tmp_path: Path) -> Iterator[Callable[[], SeaweedS3]]:
         return server
 
     yield start
-    for server in servers:
-        server.stop()
+    for server in servers:  # throw-away data: no need for a graceful stop
+        server.kill()
 
 
 # -- the contract suite's S3 backend (registered in tests/storages.py) -----------------------
