@@ -336,10 +336,9 @@ def _make_flush_listeners(
                 transaction = _flush_boundary(state)
                 _ledger(transaction).connections.add(connection)
             new = history.added[0] if history.added else None
-            if history.deleted:
-                old = history.deleted[0]
-            else:  # never loaded, deferred or expired: read what the row holds now
-                old = _select_current(mapper, connection, state, key)
+            # What the row holds now, not what this session loaded: another transaction may
+            # have replaced it since, and that file is the one this update unreferences.
+            old = _select_current(mapper, connection, state, key)
             if new is not None:
                 new = _settle(new, old, state, key, field_type, transaction)
             if isinstance(old, UploadedFile) and (new is None or new.path != old.path):
@@ -349,13 +348,7 @@ def _make_flush_listeners(
         state = instance_state(target)
         transaction = _flush_boundary(state)
         for key in fields:
-            history = state.attrs[key].history
-            if history.deleted:
-                old = history.deleted[0]
-            elif history.unchanged:
-                old = history.unchanged[0]
-            else:
-                old = _select_current(mapper, connection, state, key)
+            old = _select_current(mapper, connection, state, key)  # as in before_update
             if isinstance(old, UploadedFile):
                 _schedule_removals(transaction, connection, old.files)
 
@@ -421,12 +414,15 @@ def _settle(
 def _select_current(
     mapper: Mapper[Any], connection: sa.Connection, state: InstanceState[Any], key: str
 ) -> Any:
-    """The value the row holds in the database now (inside the flush's transaction)."""
+    """The value the row holds in the database now (inside the flush's transaction), the row
+    locked until the transaction ends, so that no other transaction changes it in between."""
     if state.key is None:
         return None
     column = mapper.get_property(key).columns[0]
     criteria = [pk == value for pk, value in zip(mapper.primary_key, state.key[1], strict=True)]
-    stmt = sa.select(column).select_from(mapper.persist_selectable).where(*criteria)
+    stmt = (
+        sa.select(column).select_from(mapper.persist_selectable).where(*criteria).with_for_update()
+    )
     return connection.execute(stmt).scalar()
 
 
