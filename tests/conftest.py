@@ -57,4 +57,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite'}"
-    return str(request.getfixturevalue("pg_url" if request.param == "postgresql" else "mariadb_url"))
+    return str(
+        request.getfixturevalue("pg_url" if request.param == "postgresql" else "mariadb_url")
+    )
