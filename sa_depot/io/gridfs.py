@@ -113,11 +113,12 @@ class GridFSStorage(FileStorage):
     def _check_uri(uri: str) -> None:
         if uri.startswith("mongodb+srv://"):
             return  # parsing an SRV URI queries DNS: leave it to the first use
+        from pymongo.errors import PyMongoError
         from pymongo.uri_parser import parse_uri
 
         try:
             parsed = parse_uri(uri)
-        except (ValueError, TypeError) as exc:  # InvalidURI and ConfigurationError included
+        except (ValueError, TypeError, PyMongoError) as exc:  # InvalidURI is a PyMongoError
             raise ConfigurationError(f"GridFSStorage: invalid MongoDB URI: {exc}") from exc
         if not parsed.get("database"):
             raise ConfigurationError(
@@ -490,8 +491,8 @@ class GridFSStoredFile(StoredFile):
 
         cached = self._cached.get(n)
         if cached is not None:
-            # Keep only this chunk: reads move forward, and a seek back refetches.
-            self._cached = {n: cached}
+            # Reads move forward: drop what is behind (a seek back fetches it again).
+            self._cached = {k: v for k, v in self._cached.items() if k >= n}
             return cached
         if self._cursor is None or self._next_n != n:
             self._close_cursor()
