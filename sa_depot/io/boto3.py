@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -73,6 +74,7 @@ META_EXTRA = "x-depot-extra"
 #: filedepot's format for ``x-depot-modified`` (UTC), kept so that filedepot can read our files.
 _MODIFIED_FORMAT = "%Y-%m-%d %H:%M:%S"
 
+_OBJECT_ID_RE = re.compile(r"\A[0-9a-f]{24}\Z")
 PUBLIC_ACLS = frozenset({"public-read", "public-read-write"})
 PRESIGNED = "presigned"
 
@@ -108,11 +110,16 @@ class S3Storage(FileStorage):
         upload is about ``max(multipart_threshold, multipart_chunksize)``.
     :param chunk_size: bytes read from the content, and from a response body, at a time.
     :param addressing_style: ``'path'`` or ``'virtual'`` (``None``: boto3 decides).
-    :param connect_timeout, read_timeout, max_attempts: passed to botocore (retries use its
-        ``standard`` mode; ``max_attempts`` counts the first attempt).
+    :param connect_timeout: seconds to connect, passed to botocore.
+    :param read_timeout: seconds to wait for a response, passed to botocore.
+    :param max_attempts: attempts per request, the first included, passed to botocore (whose
+        ``standard`` retry mode is used).
     """
 
-    id_format = FileStorage.id_format
+    id_format = (
+        "a UUID such as '1b4e28ba-2fa1-11d2-883f-0016d3cca427' (or the 24-hex-digit ObjectId "
+        "of a file copied from GridFS)"
+    )
 
     def __init__(
         self,
@@ -275,6 +282,10 @@ class S3Storage(FileStorage):
         except BotoCoreError as exc:
             self._raise(exc, "create the bucket")
         self._bucket_confirmed = True
+
+    def is_valid_id(self, file_id: str) -> bool:
+        """UUIDs, and GridFS's ObjectIds so that files copied from GridFS keep their ids."""
+        return super().is_valid_id(file_id) or _OBJECT_ID_RE.match(file_id) is not None
 
     # -- helpers -----------------------------------------------------------------------------
     @property
