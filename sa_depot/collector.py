@@ -36,9 +36,7 @@ own. See docs/collector.md.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +48,9 @@ from sqlalchemy.orm import DeclarativeBase, registry
 
 from sa_depot.exceptions import ConfigurationError, DepotError, FileNotFound
 from sa_depot.fields import journal
+from sa_depot.fields.references import paths_in as _paths_in
+from sa_depot.fields.references import reference_key as _reference_key
+from sa_depot.fields.references import storage_location as _location
 from sa_depot.io.interfaces import FileStorage, utcnow
 from sa_depot.manager import DepotManager
 from sa_depot.schema import pending_removals
@@ -245,31 +246,6 @@ def _storage_names(storages: Iterable[str] | None) -> list[str]:
 
 
 # == mark ======================================================================================
-def _location(storage: FileStorage) -> object:
-    """What identifies where a storage keeps its files: two names configured on one directory
-    or bucket must share their references, or each would sweep the other's files."""
-    path = getattr(storage, "storage_path", None)
-    if isinstance(path, str):
-        return ("path", os.path.realpath(path))
-    bucket = getattr(storage, "bucket", None)
-    if isinstance(bucket, str):
-        endpoint = getattr(storage, "endpoint_url", None)
-        return ("bucket", endpoint, bucket, getattr(storage, "prefix", ""))
-    return ("object", id(storage))
-
-
-def _reference_key(path: str) -> tuple[object, str] | None:
-    """``(location, file_id)`` for a path into a configured storage, else ``None``."""
-    storage_name, sep, file_id = path.partition("/")
-    if not sep or not storage_name or not file_id:
-        return None
-    try:
-        storage = DepotManager.get(storage_name)
-    except DepotError:
-        return None
-    return (_location(storage), file_id)
-
-
 class _ReferenceIndex:
     def __init__(self, referenced: set[tuple[object, str]]) -> None:
         self.referenced = referenced
@@ -325,36 +301,6 @@ def _snapshot(bind: Bind) -> Iterator[sa.Connection]:
     with bind.connect() as connection:
         with connection.execution_options(**options).begin():
             yield connection
-
-
-def _paths_in(value: Any) -> Iterator[str]:
-    """Every string in a stored value that may be a ``'storage/file_id'`` path.
-
-    Deliberately generous: ``files``, ``path``, filedepot's ``thumb_*_path``, plain paths
-    stored as text, and anything else shaped like a path. Counting a string too many keeps a
-    file; counting one too few would lose it.
-    """
-    if isinstance(value, (bytes, bytearray)):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, str):
-        text = value.strip()
-        if text[:1] in ("{", "[", '"'):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                value = text
-        else:
-            value = text
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "/" in item:
-                yield item
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
 
 
 # == the journal ===============================================================================

@@ -39,7 +39,7 @@ import logging
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -64,6 +64,7 @@ from sa_depot.fields.ownership import (
     remove_abandoned,
     remove_paths,
 )
+from sa_depot.fields.references import forget_tables, referenced_paths
 from sa_depot.fields.upload import UploadedFile
 
 if TYPE_CHECKING:
@@ -76,12 +77,14 @@ _log = logging.getLogger(__name__)
 class Settings:
     #: Write the removal journal (see :func:`configure`).
     journal: bool = True
+    #: Keep files that committed rows still reference (see :func:`configure`).
+    check_references: bool = True
 
 
 settings = Settings()
 
 
-def configure(*, journal: bool | None = None) -> None:
+def configure(*, journal: bool | None = None, check_references: bool | None = None) -> None:
     """Change how the lifecycle works, process-wide.
 
     :param journal: with ``False``, replaced and deleted files are still removed after the
@@ -89,19 +92,37 @@ def configure(*, journal: bool | None = None) -> None:
         commit and the removals, or a failing removal, leaves the files to the collector's
         sweep (after its grace period) instead of its journal pass. Use it only if you cannot
         create the table.
+    :param check_references: with ``True`` (the default), before removing the files a commit
+        unreferenced, the lifecycle asks the database whether a committed row of any
+        ``UploadedFileField`` column it watches still references them, and keeps those. The
+        ORM never makes two rows share a file, but rows written by filedepot or by raw SQL
+        can. The check costs one query per file column for each committed transaction that
+        removes files (a scan of the column, narrowed by ``LIKE``): turn it off on large
+        tables if no two rows can share a file.
     """
     if journal is not None:
         settings.journal = journal
+    if check_references is not None:
+        settings.check_references = check_references
 
 
 # == ledgers ===================================================================================
+class Removal(NamedTuple):
+    """A file to remove once the transaction commits."""
+
+    path: str
+    #: The engine of the connection whose transaction unreferenced the file.
+    engine: sa.Engine
+    #: Whether that transaction wrote it to the removal journal.
+    journaled: bool
+
+
 @dataclass(eq=False)
 class Ledger:
     """What one boundary transaction did to files (see the module docs)."""
 
     uploads: list[UploadRecord] = field(default_factory=list)
-    #: ``(path, engine whose journal lists it, or None)``.
-    removals: list[tuple[str, sa.Engine | None]] = field(default_factory=list)
+    removals: list[Removal] = field(default_factory=list)
     removal_paths: set[str] = field(default_factory=set)
     connections: set[sa.Connection] = field(default_factory=set)
     committed: bool = False
@@ -125,10 +146,10 @@ class Ledger:
                 record.ledger = self
                 self.uploads.append(record)
             child.uploads = []
-        for path, engine in child.removals:
-            if path not in self.removal_paths:
-                self.removals.append((path, engine))
-                self.removal_paths.add(path)
+        for removal in child.removals:
+            if removal.path not in self.removal_paths:
+                self.removals.append(removal)
+                self.removal_paths.add(removal.path)
         self.connections |= child.connections
 
 
@@ -176,11 +197,9 @@ def _schedule_removals(
     fresh = [p for p in dict.fromkeys(paths) if p not in ledger.removal_paths]
     if not fresh:
         return
-    engine: sa.Engine | None = None
     if settings.journal:
         journal.record_removals(connection, fresh)
-        engine = connection.engine
-    ledger.removals.extend((p, engine) for p in fresh)
+    ledger.removals.extend(Removal(p, connection.engine, settings.journal) for p in fresh)
     ledger.removal_paths.update(fresh)
 
 
@@ -222,7 +241,7 @@ def _on_after_transaction_end(session: Session, transaction: SessionTransaction)
             assert transaction.parent is not None
             _ledger(_boundary_of(transaction.parent)).absorb(ledger)
         elif ledger.committed:
-            _finish_commit(ledger)
+            _finish_commit(ledger, session)
         else:
             _finish_rollback(ledger)
     if transaction.parent is None:
@@ -240,7 +259,7 @@ def _finish_rollback(ledger: Ledger) -> None:
         record.discard()
 
 
-def _finish_commit(ledger: Ledger) -> None:
+def _finish_commit(ledger: Ledger, session: Session) -> None:
     with lock:
         records = [r for r in ledger.uploads if r.ledger is ledger]
         ledger.uploads = []
@@ -264,16 +283,31 @@ def _finish_commit(ledger: Ledger) -> None:
             "outer transaction still open: %d removals left to the collector", len(ledger.removals)
         )
         return
-    _remove_after_commit(ledger.removals)
+    _remove_after_commit(ledger.removals, session)
 
 
-def _remove_after_commit(removals: Sequence[tuple[str, sa.Engine | None]]) -> None:
-    by_engine: dict[sa.Engine | None, list[str]] = {}
-    for path, engine in removals:
-        by_engine.setdefault(engine, []).append(path)
-    for engine, paths in by_engine.items():
-        failures = remove_paths(paths)
-        if engine is None:
+def _remove_after_commit(removals: Sequence[Removal], session: Session) -> None:
+    kept: set[str] = set()
+    if settings.check_references:
+        try:
+            kept = still_referenced(session, [r.path for r in removals])
+        except sa.exc.SQLAlchemyError as exc:  # the commit succeeded: do not hide that
+            _log.warning(
+                "sa_depot could not check whether committed rows still reference the files a "
+                "commit unreferenced (%s), so it removes none of them; the collector will "
+                "(its journal pass, or its sweep if the journal is off): %s",
+                exc,
+                ", ".join(r.path for r in removals),
+            )
+            return
+    if kept:
+        _log.debug("kept files that committed rows still reference: %s", ", ".join(kept))
+    by_engine: dict[tuple[sa.Engine, bool], list[str]] = {}
+    for removal in removals:
+        by_engine.setdefault((removal.engine, removal.journaled), []).append(removal.path)
+    for (engine, journaled), paths in by_engine.items():
+        failures = remove_paths([p for p in paths if p not in kept])
+        if not journaled:
             continue
         failed = {path for path, _ in failures}
         try:
@@ -286,6 +320,43 @@ def _remove_after_commit(removals: Sequence[tuple[str, sa.Engine | None]]) -> No
                 exc,
                 ", ".join(paths),
             )
+
+
+def still_referenced(session: Session, paths: Sequence[str]) -> set[str]:
+    """Those of ``paths`` that a committed row of an ``UploadedFileField`` column of any mapper
+    the lifecycle equipped references, read in a transaction of its own on the engine each
+    mapper is bound to in ``session`` (one query per column: see
+    :func:`~sa_depot.fields.references.referenced_paths`)."""
+    if not paths:
+        return set()
+    with lock:
+        equipped = list(_mapper_fields.items())
+    columns: dict[sa.Engine, list[sa.Column[Any]]] = {}
+    for mapper, fields in equipped:
+        try:
+            bind = session.get_bind(mapper=mapper)
+        except sa.exc.UnboundExecutionError:
+            continue  # this session cannot reach the mapper's table
+        engine = bind.engine if isinstance(bind, sa.Connection) else bind
+        for key in fields:
+            column = mapper.get_property(key).columns[0]
+            if isinstance(column, sa.Column):
+                columns.setdefault(engine, []).append(column)
+    found: set[str] = set()
+    for engine, engine_columns in columns.items():
+        try:
+            found |= _referenced_in(engine, engine_columns, paths)
+        except sa.exc.DBAPIError:  # a table dropped since it was seen? look again, once
+            forget_tables(engine)
+            found |= _referenced_in(engine, engine_columns, paths)
+    return found
+
+
+def _referenced_in(
+    engine: sa.Engine, columns: list[sa.Column[Any]], paths: Sequence[str]
+) -> set[str]:
+    with engine.connect() as connection, connection.begin():
+        return referenced_paths(connection, columns, paths)
 
 
 # == attribute events ==========================================================================
@@ -444,8 +515,8 @@ def _on_do_orm_execute(orm_state: ORMExecuteState) -> Any:
 
 
 def _bulk_delete(orm_state: ORMExecuteState, mapper: Mapper[Any], keys: list[str]) -> Any:
-    old_rows = _select_affected(orm_state, mapper, keys)
-    result = orm_state.invoke_statement()
+    old_rows, locked = _select_affected(orm_state, mapper, keys)
+    result = _invoke_on(orm_state, mapper, locked)
     paths = [
         p
         for row in old_rows
@@ -486,8 +557,9 @@ def _bulk_write(
                 )
             new_values.append(value)
     old_rows: list[Sequence[Any]] = []
+    locked: list[tuple[Any, ...]] | None = None
     if orm_state.is_update:
-        old_rows = _select_affected(orm_state, mapper, keys)
+        old_rows, locked = _select_affected(orm_state, mapper, keys)
         one_set_for_all = not isinstance(orm_state.parameters, list)
         if one_set_for_all and new_values and len(old_rows) > 1:
             raise UnsupportedContent(
@@ -505,7 +577,7 @@ def _bulk_write(
         records = [r for r in records if r.state is UploadState.PENDING]
         for record in records:
             _ledger(transaction).adopt(record)
-    result = orm_state.invoke_statement()
+    result = _invoke_on(orm_state, mapper, locked)
     with lock:
         for record in records:
             record.flushed = True
@@ -561,27 +633,37 @@ def _field_key(name: Any, columns: list[Any], fields: dict[str, UploadedFileFiel
 
 def _select_affected(
     orm_state: ORMExecuteState, mapper: Mapper[Any], keys: list[str]
-) -> list[Sequence[Any]]:
-    """The current values of ``keys`` in the rows the statement will touch."""
+) -> tuple[list[Sequence[Any]], list[tuple[Any, ...]] | None]:
+    """The current values of ``keys`` in the rows the statement will touch, those rows locked
+    until the transaction ends; and, for a statement with a ``WHERE`` (rather than one
+    parameter set per primary key), the primary keys of the rows found.
+
+    The statement must then touch exactly those rows (:func:`_invoke_on`): under READ
+    COMMITTED it would otherwise also touch a matching row committed by another transaction
+    after this SELECT, whose file nobody would journal.
+    """
     attrs = [mapper.attrs[key].class_attribute for key in keys]
+    pk_attrs = _primary_key_attributes(mapper)
     statement: Any = orm_state.statement
     params = orm_state.parameters
     session = orm_state.session
     selects: list[Any] = []
-    if isinstance(params, list) and params:  # bulk by primary key: one row per parameter set
-        pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+    by_primary_key = isinstance(params, list) and bool(params)
+    if by_primary_key:  # one row per parameter set, named by its primary key
+        assert isinstance(params, list)
         for row in params:
-            pk_attrs = [mapper.attrs[k].class_attribute for k in pk_keys]
             selects.append(
-                sa.select(*attrs).where(*[a == row[a.key] for a in pk_attrs if a.key in row])
+                sa.select(*pk_attrs, *attrs).where(
+                    *[a == row[a.key] for a in pk_attrs if a.key in row]
+                )
             )
         params = None
     else:
-        select = sa.select(*attrs)
+        select = sa.select(*pk_attrs, *attrs)
         if statement.whereclause is not None:
             select = select.where(statement.whereclause)
         selects.append(select)
-    rows: list[Sequence[Any]] = []
+    rows: list[tuple[Any, ...]] = []
     for select in selects:
         result = session.execute(
             select.with_for_update(),
@@ -589,7 +671,42 @@ def _select_affected(
             bind_arguments=dict(orm_state.bind_arguments),
         )
         rows.extend(tuple(r) for r in result)
-    return rows
+    width = len(pk_attrs)
+    values: list[Sequence[Any]] = [row[width:] for row in rows]
+    return values, None if by_primary_key else [row[:width] for row in rows]
+
+
+def _primary_key_attributes(mapper: Mapper[Any]) -> list[Any]:
+    return [mapper.get_property_by_column(c).class_attribute for c in mapper.primary_key]
+
+
+#: Above this many bound values, the primary keys of :func:`_invoke_on` are rendered into the
+#: SQL instead (PostgreSQL accepts at most 65535 parameters per statement, SQLite 32766).
+MAX_BOUND_KEYS = 10_000
+
+
+def _invoke_on(
+    orm_state: ORMExecuteState, mapper: Mapper[Any], locked: list[tuple[Any, ...]] | None
+) -> Any:
+    """Run the statement, restricted to the rows whose primary keys are ``locked`` (all of
+    them: ``None``)."""
+    if locked is None:
+        return orm_state.invoke_statement()
+    pk_attrs = _primary_key_attributes(mapper)
+    literal = len(locked) * len(pk_attrs) > MAX_BOUND_KEYS
+    target: Any
+    keys: list[Any]
+    if len(pk_attrs) == 1:
+        target, keys = pk_attrs[0], [row[0] for row in locked]
+    else:
+        target, keys = sa.tuple_(*pk_attrs), list(locked)
+    values: Any = (
+        sa.bindparam("sa_depot_locked_keys", keys, expanding=True, literal_execute=True)
+        if literal
+        else keys
+    )
+    statement: Any = orm_state.statement
+    return orm_state.invoke_statement(statement=statement.where(target.in_(values)))
 
 
 def _schedule_bulk_removals(orm_state: ORMExecuteState, paths: list[str]) -> None:
@@ -685,11 +802,13 @@ def uninstall() -> None:
 
 __all__ = [
     "Ledger",
+    "Removal",
     "Settings",
     "configure",
     "install_for_mapper",
     "installed_mappers",
     "settings",
+    "still_referenced",
     "uninstall",
     "watch_mappers",
 ]
