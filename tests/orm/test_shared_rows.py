@@ -1,0 +1,285 @@
+"""Rows that already share a stored file (written by filedepot, or copied by raw SQL): replacing
+or deleting one of them keeps the file while another committed row references it, and removes it
+with the last one (guarantee 5). The ORM itself never makes two rows share a file (see
+test_sharing.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from sa_depot.fields import lifecycle
+from sa_depot.fields.sqlalchemy import UploadedFileField
+from sa_depot.fields.upload import UploadedFile
+from sa_depot.schema import pending_removals
+from tests.orm.conftest import Depot, Models, unique
+
+
+def journal_paths(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.scalars(sa.select(pending_removals.c.path)))
+
+
+def filedepot_descriptor(depot: Depot, content: bytes) -> dict[str, Any]:
+    """A file stored and described the way filedepot does (no ``files``, no checksum)."""
+    file_id = depot.storage.create(content, "legacy.txt", "text/plain")
+    return {
+        "file_id": file_id,
+        "path": f"default/{file_id}",
+        "filename": "legacy.txt",
+        "content_type": "text/plain",
+        "uploaded_at": "2020-01-02 03:04:05",
+        "_public_url": None,
+    }
+
+
+def insert_sharing(engine: sa.Engine, models: Models, descriptor: dict[str, Any]) -> None:
+    """Two documents, ``a`` and ``b``, holding one descriptor (a Core insert: no ORM events)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(models.Document.__table__),
+            [{"name": "a", "content": descriptor}, {"name": "b", "content": descriptor}],
+        )
+
+
+def insert_sharing_by_raw_sql(engine: sa.Engine, models: Models, text: str) -> None:
+    table = models.Document.__tablename__
+    with engine.begin() as conn:
+        for name in ("a", "b"):
+            conn.execute(
+                sa.text(f"INSERT INTO {table} (name, content) VALUES (:name, :content)"),
+                {"name": name, "content": text},
+            )
+
+
+def by_name(session: Session, models: Models, name: str) -> Any:
+    return session.scalars(sa.select(models.Document).where(models.Document.name == name)).one()
+
+
+def delete_via_session(session: Session, models: Models, name: str) -> None:
+    session.delete(by_name(session, models, name))
+
+
+def replace_via_session(session: Session, models: Models, name: str) -> None:
+    by_name(session, models, name).content = f"new {name}".encode()
+
+
+def clear_via_session(session: Session, models: Models, name: str) -> None:
+    by_name(session, models, name).content = None
+
+
+def bulk_delete(session: Session, models: Models, name: str) -> None:
+    session.execute(sa.delete(models.Document).where(models.Document.name == name))
+
+
+def bulk_update(session: Session, models: Models, name: str) -> None:
+    Document = models.Document
+    session.execute(
+        sa.update(Document)
+        .where(Document.name == name)
+        .values(content=UploadedFile(f"new {name}".encode()))
+    )
+
+
+CHANGES: dict[str, Callable[[Session, Models, str], None]] = {
+    "delete": delete_via_session,
+    "replace": replace_via_session,
+    "clear": clear_via_session,
+    "bulk_delete": bulk_delete,
+    "bulk_update": bulk_update,
+}
+
+
+def other_files(engine: sa.Engine, models: Models, shared: str) -> set[str]:
+    """The files of the rows' values other than ``shared``."""
+    with Session(engine) as session:
+        values = session.scalars(sa.select(models.Document.content)).all()
+    return {p for v in values if v is not None and v.path != shared for p in v.files}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+@pytest.mark.parametrize("written_by", ["core", "filedepot_text"])
+def test_a_shared_file_stays_until_no_row_references_it(
+    engine: sa.Engine, models: Models, depot: Depot, change: str, written_by: str
+) -> None:
+    descriptor = filedepot_descriptor(depot, b"shared bytes")
+    shared = descriptor["path"]
+    if written_by == "core":
+        insert_sharing(engine, models, dict(UploadedFile(descriptor)))
+    else:
+        insert_sharing_by_raw_sql(engine, models, json.dumps(descriptor))
+
+    with Session(engine) as session:
+        CHANGES[change](session, models, "a")
+        session.commit()
+    assert shared in depot.stored()
+    with Session(engine) as session:
+        b = by_name(session, models, "b")
+        assert depot.read(b.content) == b"shared bytes"
+    assert journal_paths(engine) == []  # the journal row went, the file stayed
+
+    with Session(engine) as session:
+        CHANGES[change](session, models, "b")
+        session.commit()
+    assert shared not in depot.stored()
+    assert depot.stored() == other_files(engine, models, shared)
+    assert journal_paths(engine) == []
+
+
+def test_rows_sharing_a_file_deleted_together_remove_it(
+    engine: sa.Engine, models: Models, depot: Depot
+) -> None:
+    descriptor = filedepot_descriptor(depot, b"shared bytes")
+    insert_sharing(engine, models, descriptor)
+    with Session(engine) as session:
+        session.execute(sa.delete(models.Document))
+        session.commit()
+    assert depot.stored() == set()
+    assert journal_paths(engine) == []
+
+
+def test_a_reference_from_another_file_column_keeps_the_file(
+    engine: sa.Engine, models: Models, depot: Depot
+) -> None:
+    descriptor = filedepot_descriptor(depot, b"shared bytes")
+    with Session(engine) as session:
+        doc = models.Document(name="a", content=b"own")
+        session.add(doc)
+        session.commit()
+        doc_id = doc.id
+    with engine.begin() as conn:
+        conn.execute(sa.update(models.Document.__table__).values(content=descriptor))
+        conn.execute(
+            sa.insert(models.Attachment.__table__).values(document_id=doc_id, file=descriptor)
+        )
+    with Session(engine) as session:
+        by_name(session, models, "a").content = None
+        session.commit()
+        assert descriptor["path"] in depot.stored()
+        [attachment] = session.scalars(sa.select(models.Attachment)).all()
+        assert depot.read(attachment.file) == b"shared bytes"
+
+
+def test_one_check_query_per_file_column_whatever_the_number_of_files(
+    engine: sa.Engine, models: Models, depot: Depot
+) -> None:
+    with Session(engine) as session:
+        session.add_all([models.Document(name=f"d{i}", content=b"x") for i in range(6)])
+        session.commit()
+    table = models.Document.__tablename__
+    checks: list[str] = []
+
+    def count_checks(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "LIKE" in statement and f"FROM {table}" in statement:
+            checks.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count_checks)
+    try:
+        with Session(engine) as session:
+            session.execute(sa.delete(models.Document))
+            session.commit()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count_checks)
+    assert len(checks) == 1
+    assert depot.stored() == set()
+
+
+def test_check_references_false_skips_the_check(
+    engine: sa.Engine, models: Models, depot: Depot
+) -> None:
+    descriptor = filedepot_descriptor(depot, b"shared bytes")
+    insert_sharing(engine, models, descriptor)
+    lifecycle.configure(check_references=False)
+    try:
+        with Session(engine) as session:
+            bulk_delete(session, models, "a")
+            session.commit()
+    finally:
+        lifecycle.configure(check_references=True)
+    assert descriptor["path"] not in depot.stored()  # the price of turning the check off
+
+
+def test_a_failing_check_removes_nothing_and_leaves_the_journal_to_the_collector(
+    engine: sa.Engine, models: Models, depot: Depot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Session(engine) as session:
+        session.add(models.Document(name="a", content=b"old"))
+        session.commit()
+    old = set(depot.stored())
+
+    def unreachable(*args: object) -> set[str]:
+        raise sa.exc.OperationalError("SELECT ...", {}, ConnectionError("server gone"))
+
+    monkeypatch.setattr(lifecycle, "referenced_paths", unreachable)
+    with Session(engine) as session:
+        by_name(session, models, "a").content = b"new"
+        session.commit()  # succeeds all the same
+    assert old <= depot.stored()
+    assert sorted(journal_paths(engine)) == sorted(old)
+
+
+# == a filedepot table: the descriptors are JSON text in a VARCHAR column ======================
+@pytest.fixture
+def legacy(engine: sa.Engine, depot: Depot) -> Iterator[Any]:
+    """A model mapped with UploadedFileField on a table whose column really is a VARCHAR."""
+    table_name = unique("legacy")
+    ddl = sa.MetaData()
+    sa.Table(
+        table_name,
+        ddl,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(20)),
+        sa.Column("content", sa.String(2000)),
+    )
+    ddl.create_all(engine)
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Legacy(Base):
+        __tablename__ = table_name
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column(sa.String(20))
+        content: Mapped[UploadedFile | None] = mapped_column(UploadedFileField())
+
+    try:
+        yield Legacy
+    finally:
+        ddl.drop_all(engine)
+        Base.registry.dispose()
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["session_delete", "bulk_delete"])
+def test_filedepot_rows_sharing_a_varchar_descriptor(
+    engine: sa.Engine, legacy: Any, depot: Depot, bulk: bool
+) -> None:
+    descriptor = filedepot_descriptor(depot, b"legacy bytes")
+    text = json.dumps(descriptor)
+    with engine.begin() as conn:
+        for row in ("a", "b"):
+            conn.execute(
+                sa.text(f"INSERT INTO {legacy.__tablename__} (name, content) VALUES (:n, :c)"),
+                {"n": row, "c": text},
+            )
+
+    def delete(name: str) -> None:
+        with Session(engine) as session:
+            if bulk:
+                session.execute(sa.delete(legacy).where(legacy.name == name))
+            else:
+                session.delete(session.scalars(sa.select(legacy).filter_by(name=name)).one())
+            session.commit()
+
+    delete("a")
+    assert descriptor["path"] in depot.stored()
+    with Session(engine) as session:
+        b = session.scalars(sa.select(legacy).filter_by(name="b")).one()
+        assert depot.read(b.content) == b"legacy bytes"
+    delete("b")
+    assert depot.stored() == set()
+    assert journal_paths(engine) == []
