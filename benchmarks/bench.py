@@ -85,7 +85,8 @@ def render(results: list[SectionResult], repetitions: int, elapsed: float) -> st
         "",
         f"- Date: {now}",
         *(f"- {key}: {value}" for key, value in info.items()),
-        f"- Repetitions: {repetitions} per case; total run time {elapsed / 60:.1f} min",
+        f"- Repetitions: {repetitions} per case (5 for the large-file cases); total run time "
+        f"{elapsed / 60:.1f} min",
         "",
         "Ratios are medians of per-repetition ratios (sa_depot / baseline, measured in the same "
         "repetition, higher is better); absolute numbers are medians over the repetitions, for "

@@ -1,14 +1,21 @@
 """ORM benchmark: sa_depot vs filedepot vs sqlalchemy-file, on SQLite and PostgreSQL.
 
-Each (library, database) pair runs in a child process (:mod:`benchmarks.orm_worker`); within a
-repetition every pair runs once, the library order rotating between repetitions.
+Each library runs in a child process of its own (:mod:`benchmarks.orm_worker`), because
+filedepot and sqlalchemy-file install global Session listeners when imported. The children run
+in lockstep: each transaction of ``BATCH`` rows goes to every library in turn (the order
+rotating between repetitions), and each child times its own transactions.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
 
-from benchmarks.common import WORK, Limit, Samples, SectionResult, Target, fresh_dir, run_child
+from benchmarks.common import REPO, WORK, Limit, Samples, SectionResult, Target, fresh_dir
 from benchmarks.orm_worker import BATCH, ROWS, SCENARIO_ROWS
 
 LIBRARIES = ["sa_depot", "filedepot", "sqlalchemy-file"]
@@ -37,6 +44,63 @@ def postgresql_url() -> str | None:
     return f"postgresql+psycopg://postgres@127.0.0.1/{PG_BENCH_DB}"
 
 
+def record(samples: Samples, library: str, scenario: str, counts: dict[str, int]) -> None:
+    for kind in ("orphans", "missing"):
+        samples.add(library, f"{scenario} {kind}", counts[kind])
+
+
+@contextlib.contextmanager
+def workers(libraries: list[str], url: str | None) -> Iterator[dict[str, Any]]:
+    """Start one worker per library; yield ``{library: call(command, *args) -> answer}``."""
+    processes: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for library in libraries:
+            directory = fresh_dir("orm", library)
+            if url is None:
+                database = WORK / "orm" / f"{library}.db"
+                database.unlink(missing_ok=True)
+                db_url = f"sqlite:///{database}"
+            else:
+                db_url = url
+            table = "bench_" + library.replace("-", "_")
+            processes[library] = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.orm_worker", library, db_url,
+                 str(directory), table],
+                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+
+        def caller(process: subprocess.Popen[str]) -> Any:
+            def call(command: str, *args: object) -> Any:
+                assert process.stdin is not None and process.stdout is not None
+                process.stdin.write(" ".join([command, *map(str, args)]) + "\n")
+                process.stdin.flush()
+                line = process.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"the ORM worker died during {command!r}")
+                return json.loads(line)
+
+            return call
+
+        calls = {library: caller(process) for library, process in processes.items()}
+        for library, process in processes.items():
+            assert process.stdout is not None
+            if not process.stdout.readline():
+                raise RuntimeError(f"the {library} ORM worker did not start")
+        yield calls
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                with contextlib.suppress(OSError):
+                    assert process.stdin is not None
+                    process.stdin.write("quit\n")
+                    process.stdin.close()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
 def run(repetitions: int) -> list[SectionResult]:
     databases = {"SQLite": None, "PostgreSQL": postgresql_url()}
     results = []
@@ -48,23 +112,28 @@ def run(repetitions: int) -> list[SectionResult]:
         samples = Samples()
         for rep in range(repetitions):
             shift = rep % len(LIBRARIES)
-            for library in LIBRARIES[shift:] + LIBRARIES[:shift] + (ONCE if rep == 0 else []):
-                directory = fresh_dir("orm", library)
-                if url is None:
-                    db_url = f"sqlite:///{WORK / 'orm' / (library + '.db')}"
-                    if os.path.exists(WORK / "orm" / (library + ".db")):
-                        os.unlink(WORK / "orm" / (library + ".db"))
-                else:
-                    db_url = url
-                table = "bench_" + library.replace("-", "_")
-                out = run_child("orm_worker", library, db_url, str(directory), table)
+            order = LIBRARIES[shift:] + LIBRARIES[:shift] + (ONCE if rep == 0 else [])
+            with workers(order, url) as children:
                 for phase in ("insert", "replace", "delete"):
-                    samples.add(library, f"{phase} rows/s", ROWS / out[f"{phase} s"])
-                for scenario in SCENARIOS:
-                    for kind in ("orphans", "missing"):
-                        samples.add(library, f"{scenario} {kind}", out[f"{scenario} {kind}"])
-                bad = sum(out[f"{s} {k}"] for s in SCENARIOS for k in ("orphans", "missing"))
-                samples.add(library, "orphans+missing", bad)
+                    spent = dict.fromkeys(order, 0.0)
+                    for first in range(0, ROWS, BATCH):
+                        for library in order:
+                            spent[library] += children[library](phase, first)["seconds"]
+                    for library in order:
+                        samples.add(library, f"{phase} rows/s", ROWS / spent[library])
+                        record(samples, library, phase, children[library]("check"))
+                for scenario in ("rollback", "exception", "bulk delete"):
+                    for library in order:
+                        counts = children[library](scenario.replace(" ", "_"))
+                        record(samples, library, scenario, counts)
+                for library in order:
+                    children[library]("finish")
+                    bad = sum(
+                        samples.get(library, f"{s} {k}")[-1]
+                        for s in SCENARIOS
+                        for k in ("orphans", "missing")
+                    )
+                    samples.add(library, "orphans+missing", bad)
         targets = [
             Target(
                 section,

@@ -1,6 +1,11 @@
-"""Child process of the ORM benchmark: one library on one database, then timings and counts.
+"""Child process of the ORM benchmark: one library on one database, driven by its parent.
 
     python -m benchmarks.orm_worker <library> <database url> <storage directory> <table>
+
+The parent sends commands on stdin (``insert <first row>``, ``replace <first row>``,
+``delete <first row>``, ``check``, ``rollback``, ``exception``, ``bulk_delete``, ``finish``,
+``quit``), one batch at a time to each library in turn, so that the libraries run in lockstep
+and a burst of load on the shared machine hits them all alike. Each answer is one JSON line.
 
 Libraries: ``sa_depot`` (fsync off, filedepot's durability), ``sa_depot-fsync``, ``filedepot``,
 ``sqlalchemy-file``. Each runs in its own process because filedepot and sqlalchemy-file install
@@ -130,6 +135,103 @@ def make_model(table: str, library: Library) -> Any:
     )
 
 
+class Worker:
+    """The commands the parent sends, one per line on stdin; each answers one JSON line."""
+
+    def __init__(self, library: Library, model: Any, engine: sa.Engine) -> None:
+        self.library, self.model, self.engine = library, model, engine
+        self.payloads = [os.urandom(FILE_SIZE) for _ in range(ROWS)]
+        self.ids: list[int] = []
+        self.previous = {"orphans": 0, "missing": 0}
+
+    def _batch(self, first: int, work: Callable[[Session, int], None]) -> dict[str, float]:
+        """One transaction of BATCH rows, timed."""
+        start = time.perf_counter()
+        with Session(self.engine) as session:
+            for index in range(first, first + BATCH):
+                work(session, index)
+            session.commit()
+        return {"seconds": time.perf_counter() - start}
+
+    def insert(self, first: str) -> dict[str, float]:
+        def work(session: Session, index: int) -> None:
+            content = self.library.content(self.payloads[index])
+            session.add(self.model(name=f"row {index}", content=content))
+
+        return self._batch(int(first), work)
+
+    def replace(self, first: str) -> dict[str, float]:
+        if not self.ids:
+            with Session(self.engine) as session:
+                query = sa.select(self.model.id).order_by(self.model.id)
+                self.ids = list(session.scalars(query))
+
+        def work(session: Session, index: int) -> None:
+            row = session.get(self.model, self.ids[index])
+            row.content = self.library.content(self.payloads[ROWS - 1 - index])
+
+        return self._batch(int(first), work)
+
+    def delete(self, first: str) -> dict[str, float]:
+        def work(session: Session, index: int) -> None:
+            session.delete(session.get(self.model, self.ids[index]))
+
+        return self._batch(int(first), work)
+
+    def check(self) -> dict[str, int]:
+        """The orphans and missing files added since the last check."""
+        with Session(self.engine) as session:
+            referenced = {
+                self.library.file_id(value)
+                for value in session.scalars(sa.select(self.model.content))
+                if value is not None
+            }
+        stored = self.library.stored_ids()
+        counts = {"orphans": len(stored - referenced), "missing": len(referenced - stored)}
+        added = {kind: count - self.previous[kind] for kind, count in counts.items()}
+        self.previous = counts
+        return added
+
+    def _rows(self, name: str) -> list[Any]:
+        content = self.library.content
+        return [
+            self.model(name=name, content=content(self.payloads[i])) for i in range(SCENARIO_ROWS)
+        ]
+
+    def rollback(self) -> dict[str, int]:
+        with Session(self.engine) as session:
+            session.add_all(self._rows("rolled back"))
+            session.flush()
+            session.rollback()
+        return self.check()
+
+    def exception(self) -> dict[str, int]:
+        try:
+            with Session(self.engine) as session:
+                session.add_all(self._rows("failed"))
+                session.flush()
+                raise RuntimeError("the request failed")
+        except RuntimeError:
+            pass
+        return self.check()
+
+    def bulk_delete(self) -> dict[str, int]:
+        """An ORM-enabled bulk delete, ``session.execute(delete(Model).where(...))``."""
+        with Session(self.engine) as session:
+            session.add_all(self._rows("bulk"))
+            session.commit()
+        self.check()
+        with Session(self.engine) as session:
+            session.execute(sa.delete(self.model).where(self.model.name == "bulk"))
+            session.commit()
+        return self.check()
+
+    def finish(self) -> dict[str, int]:
+        Base.metadata.drop_all(self.engine)
+        self.engine.dispose()
+        return {}
+
+
 def main() -> None:
     name, url, directory, table = sys.argv[1:5]
     library = make_library(name, directory)
@@ -138,92 +240,13 @@ def main() -> None:
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
     library.create_extra_tables(engine)
-    payloads = [os.urandom(FILE_SIZE) for _ in range(ROWS)]
-    result: dict[str, Any] = {}
-
-    previous = {"orphans": 0, "missing": 0}
-
-    def check(scenario: str) -> None:
-        """Count the orphans and missing files this scenario added."""
-        with Session(engine) as session:
-            referenced = {
-                library.file_id(value)
-                for value in session.scalars(sa.select(model.content))
-                if value is not None
-            }
-        stored = library.stored_ids()
-        counts = {"orphans": len(stored - referenced), "missing": len(referenced - stored)}
-        for kind, count in counts.items():
-            result[f"{scenario} {kind}"] = count - previous[kind]
-            previous[kind] = count
-
-    def in_batches(work: Callable[[Session, int], None]) -> float:
-        start = time.perf_counter()
-        for first in range(0, ROWS, BATCH):
-            with Session(engine) as session:
-                for index in range(first, first + BATCH):
-                    work(session, index)
-                session.commit()
-        return time.perf_counter() - start
-
-    def insert_batch(session: Session, index: int) -> None:
-        session.add(model(name=f"row {index}", content=library.content(payloads[index])))
-
-    result["insert s"] = in_batches(insert_batch)
-    check("insert")
-    with Session(engine) as session:
-        ids: list[int] = list(session.scalars(sa.select(model.id).order_by(model.id)))
-
-    def replace(session: Session, index: int) -> None:
-        row = session.get(model, ids[index])
-        row.content = library.content(payloads[ROWS - 1 - index])
-
-    result["replace s"] = in_batches(replace)
-    check("replace")
-
-    def delete(session: Session, index: int) -> None:
-        session.delete(session.get(model, ids[index]))
-
-    result["delete s"] = in_batches(delete)
-    check("delete")
-
-    # rollback
-    with Session(engine) as session:
-        session.add_all(
-            model(name="rolled back", content=library.content(payloads[i]))
-            for i in range(SCENARIO_ROWS)
-        )
-        session.flush()
-        session.rollback()
-    check("rollback")
-
-    # an exception inside a `with Session()` block
-    try:
-        with Session(engine) as session:
-            session.add_all(
-                model(name="failed", content=library.content(payloads[i]))
-                for i in range(SCENARIO_ROWS)
-            )
-            session.flush()
-            raise RuntimeError("the request failed")
-    except RuntimeError:
-        pass
-    check("exception")
-
-    # ORM-enabled bulk delete
-    with Session(engine) as session:
-        session.add_all(
-            model(name="bulk", content=library.content(payloads[i])) for i in range(SCENARIO_ROWS)
-        )
-        session.commit()
-    with Session(engine) as session:
-        session.execute(sa.delete(model).where(model.name == "bulk"))
-        session.commit()
-    check("bulk delete")
-
-    Base.metadata.drop_all(engine)
-    engine.dispose()
-    emit(result)
+    worker = Worker(library, model, engine)
+    emit({"ready": True})
+    for line in sys.stdin:
+        command, *args = line.split()
+        if command == "quit":
+            break
+        emit(getattr(worker, command)(*args))
 
 
 if __name__ == "__main__":
