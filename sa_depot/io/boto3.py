@@ -28,6 +28,7 @@ asked, on first use.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
@@ -147,6 +148,10 @@ class S3Storage(FileStorage):
         read_timeout: float = 60.0,
         max_attempts: int = 3,
     ) -> None:
+        if importlib.util.find_spec("boto3") is None:
+            raise ConfigurationError(
+                "S3Storage needs boto3, which is not installed: pip install 'sa-depot[s3]'"
+            )
         if not isinstance(bucket, str) or len(bucket) < 3:
             raise ConfigurationError(
                 f"S3Storage: bucket {bucket!r} is not a valid bucket name (3 to 63 characters)"

@@ -26,6 +26,7 @@ and filedepot look), ``last_modified`` too (filedepot's field), and
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 import re
@@ -82,6 +83,11 @@ class GridFSStorage(FileStorage):
         collection: str = "filedepot",
         chunk_size: int = DEFAULT_GRIDFS_CHUNK_SIZE,
     ) -> None:
+        if importlib.util.find_spec("pymongo") is None:
+            raise ConfigurationError(
+                "GridFSStorage needs pymongo, which is not installed: pip install "
+                "'sa-depot[gridfs]'"
+            )
         if not isinstance(collection, str) or not collection or "$" in collection:
             raise ConfigurationError(f"GridFSStorage: invalid collection name {collection!r}")
         if not 1 <= chunk_size <= 15 * 1024 * 1024:
@@ -91,11 +97,12 @@ class GridFSStorage(FileStorage):
         self.collection = collection
         self.chunk_size = chunk_size
         self._uri: str | None = None
+        self._where: str | None = None
         self._database: Any = None
         self._client: Any = None
         if isinstance(mongouri, str):
             self._uri = mongouri
-            self._check_uri(mongouri)
+            self._where = self._check_uri(mongouri, collection)
         # Checked on the type: a Database answers any attribute with a Collection.
         elif hasattr(type(mongouri), "get_default_database"):  # a MongoClient
             self._client = mongouri
@@ -110,9 +117,10 @@ class GridFSStorage(FileStorage):
         self._indexes_ready = False
 
     @staticmethod
-    def _check_uri(uri: str) -> None:
+    def _check_uri(uri: str, collection: str) -> str | None:
+        """Validate a URI without network access; return "db.collection at hosts"."""
         if uri.startswith("mongodb+srv://"):
-            return  # parsing an SRV URI queries DNS: leave it to the first use
+            return None  # parsing an SRV URI queries DNS: leave it to the first use
         from pymongo.errors import PyMongoError
         from pymongo.uri_parser import parse_uri
 
@@ -125,6 +133,8 @@ class GridFSStorage(FileStorage):
                 "GridFSStorage: the MongoDB URI names no database; add it to the path, as in "
                 "'mongodb://localhost:27017/mydb'"
             )
+        hosts = ",".join(f"{host}:{port}" for host, port in parsed.get("nodelist", []))
+        return f"{parsed['database']}.{collection} at {hosts}"
 
     # -- connection --------------------------------------------------------------------------
     @property
@@ -157,12 +167,14 @@ class GridFSStorage(FileStorage):
 
     @property
     def description(self) -> str:
-        try:
-            database = self._database
-            where = f"{database.name}.{self.collection}" if database is not None else None
-        except AttributeError:
-            where = None
-        return f"{super().description} (GridFS {where or self.collection!r})"
+        where = self._where
+        if where is None:
+            try:
+                database = self._database
+                where = f"{database.name}.{self.collection}" if database is not None else None
+            except AttributeError:
+                where = None
+        return f"{super().description} (GridFS {where or self.collection})"
 
     def _raise(self, exc: Exception, action: str, file_id: str | None = None) -> NoReturn:
         raise StorageError(self.description, _explain(exc, action, file_id)) from exc

@@ -237,7 +237,8 @@ def _closed_port() -> int:
 
 
 def test_the_constructor_makes_no_network_call_and_a_down_server_is_reported() -> None:
-    uri = f"mongodb://127.0.0.1:{_closed_port()}/files?serverSelectionTimeoutMS=300"
+    port = _closed_port()
+    uri = f"mongodb://127.0.0.1:{port}/files?serverSelectionTimeoutMS=300"
     storage = GridFSStorage(uri)  # connecting would fail: nothing listens there
     for operation in (
         lambda: storage.create(b"x"),
@@ -247,6 +248,19 @@ def test_the_constructor_makes_no_network_call_and_a_down_server_is_reported() -
     ):
         with pytest.raises(StorageError, match="cannot reach the MongoDB server, is it running"):
             operation()
+    with pytest.raises(StorageError, match=f"GridFS files.filedepot at 127.0.0.1:{port}"):
+        storage.list()
+
+
+def test_a_missing_pymongo_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pymongo" else real(name, *a)
+    )
+    with pytest.raises(ConfigurationError, match=r"pip install 'sa-depot\[gridfs\]'"):
+        GridFSStorage("mongodb://localhost/db")
 
 
 @pytest.mark.parametrize(

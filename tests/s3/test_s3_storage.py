@@ -107,6 +107,17 @@ def test_bad_options_are_configuration_errors(options: dict[str, Any], complaint
     assert complaint in str(raised.value)
 
 
+def test_a_missing_boto3_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "boto3" else real(name, *a)
+    )
+    with pytest.raises(ConfigurationError, match=r"pip install 'sa-depot\[s3\]'"):
+        S3Storage("bucket")
+
+
 def test_configured_from_strings_like_an_ini_file(s3_server: SeaweedS3, s3_bucket: str) -> None:
     prefix = "ini-config/"
     storage = DepotManager.configure(
