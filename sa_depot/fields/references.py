@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -33,6 +34,7 @@ LIKE_BATCH_SIZE = 200
 _existing_tables: weakref.WeakKeyDictionary[sa.Engine, set[tuple[str | None, str]]] = (
     weakref.WeakKeyDictionary()
 )
+_existing_tables_lock = threading.Lock()
 
 
 def paths_in(value: Any) -> Iterator[str]:
@@ -134,7 +136,8 @@ def referenced_paths(
 def forget_tables(engine: sa.Engine) -> None:
     """Forget which tables :func:`referenced_paths` found in ``engine``'s database (call it
     after a query failed: a table may have been dropped since)."""
-    _existing_tables.pop(engine, None)
+    with _existing_tables_lock:
+        _existing_tables.pop(engine, None)
 
 
 def _flatten(groups: Iterable[list[str]]) -> list[str]:
@@ -144,14 +147,15 @@ def _flatten(groups: Iterable[list[str]]) -> list[str]:
 def _table_exists(connection: sa.Connection, table: sa.FromClause) -> bool:
     if not isinstance(table, sa.Table):  # pragma: no cover - file columns belong to tables
         return True
-    seen = _existing_tables.setdefault(connection.engine, set())
     key = (table.schema, table.name)
-    if key in seen:
-        return True
-    if sa.inspect(connection).has_table(table.name, schema=table.schema):
-        seen.add(key)
-        return True
-    return False
+    with _existing_tables_lock:
+        if key in _existing_tables.get(connection.engine, ()):
+            return True
+    if not sa.inspect(connection).has_table(table.name, schema=table.schema):
+        return False
+    with _existing_tables_lock:
+        _existing_tables.setdefault(connection.engine, set()).add(key)
+    return True
 
 
 __all__ = [
