@@ -30,7 +30,14 @@ copies made, removals journaled). :func:`uninstall` removes every listener (test
 **One row per file.** A stored file belongs to one row. Writing a descriptor that another row
 holds (``b.attachment = a.attachment``) stores a copy for the second row at its flush, so that
 removing either row's file can never break the other. A descriptor that equals the row's
-current value is left alone.
+current value is left alone. Rows written otherwise (filedepot, raw SQL) may share a file all
+the same: before removing files after a commit, :func:`still_referenced` asks the database which
+of them a committed row still references, and those are kept (``configure(check_references=)``).
+
+**Bulk statements.** An ORM-enabled ``delete()``, or an ``update()`` writing a file column,
+first selects the matching rows ``FOR UPDATE`` (their descriptors and primary keys), then runs
+restricted to those primary keys, so that a row committed by another transaction in between is
+left alone rather than changed without its file being journaled.
 """
 
 from __future__ import annotations
