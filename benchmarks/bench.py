@@ -51,7 +51,8 @@ def machine() -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "kernel": platform.release(),
         "Python": platform.python_version(),
-        "sa_depot commit": _git("rev-parse", "--short", "HEAD"),
+        # BENCH_REVISION names the commit when the run is made from an exported snapshot
+        "sa_depot commit": os.environ.get("BENCH_REVISION") or _git("rev-parse", "--short", "HEAD"),
     }
 
 
