@@ -48,6 +48,7 @@ from sa_depot.io.interfaces import (
     IncomingContent,
     StoredFile,
     parse_timestamp,
+    seek_target,
     utcnow,
 )
 
@@ -685,16 +686,7 @@ class S3StoredFile(StoredFile):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if self.closed:
             raise ValueError("seek on a closed file")
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self._position + offset
-        elif whence == io.SEEK_END:
-            position = self._size + offset
-        else:
-            raise ValueError(f"invalid whence {whence!r}")
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
+        position = seek_target(offset, whence, self._position, self._size)
         if position != self._position:
             self._close_body()
             self._position = position

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sa_depot.exceptions import DepotError, FileNotFound
-from sa_depot.io.interfaces import FileInfo, FileStorage, IncomingContent, StoredFile
+from sa_depot.io.interfaces import FileInfo, FileStorage, StoredFile
 
 Outcome = Literal["copied", "skipped", "failed"]
 
@@ -123,7 +123,7 @@ def _copy_one(
             else:
                 stored.close()
                 stored = source.get(file_id)
-        written = _write(destination, stored)
+        written = destination.write_copy(stored)
     finally:
         stored.close()
     expected = source_info.checksum
@@ -157,29 +157,6 @@ def _hash(stored: StoredFile) -> tuple[str, int]:
         digest.update(chunk)
         length += len(chunk)
     return digest.hexdigest(), length
-
-
-def _write(destination: FileStorage, stored: StoredFile) -> FileInfo:
-    """Write ``stored`` under its id with all its metadata, last_modified included.
-
-    ``replace(stored, stored)`` would stamp the copy with the current time, so this goes
-    through the backend's ``_write`` primitive with the source's metadata.
-    """
-    from sa_depot.io.utils import prepare_content
-
-    stream, _, _ = prepare_content(stored, stored.filename, stored.content_type)
-    info = FileInfo(
-        file_id=stored.file_id,
-        filename=stored.filename,
-        content_type=stored.content_type,
-        last_modified=stored.last_modified,
-        extra=dict(stored.info.extra),
-    )
-    incoming = IncomingContent(stream, info, destination.chunk_size)
-    destination._write(incoming, replace=True)
-    if not incoming.finished:
-        raise RuntimeError(f"{type(destination).__name__}._write did not consume all the content")
-    return incoming.info
 
 
 def _remove_quietly(storage: FileStorage, file_id: str) -> None:

@@ -103,6 +103,22 @@ def parse_timestamp(value: object) -> datetime:
     return parsed
 
 
+def seek_target(offset: int, whence: int, current: int, end: int) -> int:
+    """The absolute position ``seek(offset, whence)`` moves to, for backends that track
+    their own position (S3, GridFS); raises ``ValueError`` as files do."""
+    if whence == io.SEEK_SET:
+        position = offset
+    elif whence == io.SEEK_CUR:
+        position = current + offset
+    elif whence == io.SEEK_END:
+        position = end + offset
+    else:
+        raise ValueError(f"invalid whence {whence!r}")
+    if position < 0:
+        raise ValueError(f"negative seek position {position}")
+    return position
+
+
 class StoredFile(io.RawIOBase):
     """A file read back from a storage: a readable binary stream with its metadata.
 
@@ -189,7 +205,7 @@ class IncomingContent:
     so once the backend has consumed it all, :attr:`info` holds the final length and checksum.
     """
 
-    def __init__(self, stream: BinaryIO, info: FileInfo, chunk_size: int) -> None:
+    def __init__(self, stream: BinaryIO | io.RawIOBase, info: FileInfo, chunk_size: int) -> None:
         self._stream = stream
         self._hash = hashlib.sha256()
         self._length = 0
@@ -356,6 +372,25 @@ class FileStorage(abc.ABC):
         """The ids of every stored file, lazily."""
         return self._iter_ids()
 
+    def write_copy(self, stored: StoredFile) -> FileInfo:
+        """Write ``stored``, a file of any storage, here under the same id with all its
+        metadata (filename, content type, ``last_modified``, extra); return what was stored.
+
+        Unlike ``replace(stored, stored)``, which stamps the time of the copy, this keeps the
+        original ``last_modified``: it is what copying and migrating between storages use.
+        The checksum and length are computed anew from the bytes written, so a caller can
+        compare them with the source's.
+        """
+        info = FileInfo(
+            file_id=self.fileid(stored.file_id),
+            filename=stored.filename,
+            content_type=stored.content_type,
+            last_modified=stored.last_modified,
+            extra=dict(stored.info.extra),
+        )
+        self._write_incoming(stored, info, replace=True)
+        return info
+
     def info(self, file_or_id: StoredFile | str) -> FileInfo:
         """The metadata of a file, without reading its content."""
         with self.get(file_or_id) as stored:
@@ -380,6 +415,11 @@ class FileStorage(abc.ABC):
             content_type=content_type,
             last_modified=utcnow(),
         )
+        self._write_incoming(stream, info, replace=replace)
+
+    def _write_incoming(
+        self, stream: BinaryIO | io.RawIOBase, info: FileInfo, *, replace: bool
+    ) -> None:
         incoming = IncomingContent(stream, info, self.chunk_size)
         self._write(incoming, replace=replace)
         if not incoming.finished:  # a backend bug, not a user error: never store a truncated file

@@ -618,3 +618,18 @@ def test_creating_and_reading_256_mib_keeps_memory_bounded(
         f"(after create: {(report['after_create'] - report['baseline']) / 2**20:.1f} MiB)"
     )
     assert storage.list() == []
+
+
+def test_write_copy_keeps_id_and_every_metadata_field(storage: FileStorage) -> None:
+    source = MemoryFileStorage()
+    file_id = source.create(b"copied bytes", filename="r\u00e9sum\u00e9.txt")
+    with source.get(file_id) as original:
+        original.info.last_modified = original.last_modified.replace(year=2001)
+        written = storage.write_copy(original)
+    assert written.checksum == hashlib.sha256(b"copied bytes").hexdigest()
+    with storage.get(file_id) as copy:
+        assert copy.read() == b"copied bytes"
+        assert copy.filename == "r\u00e9sum\u00e9.txt"
+        assert copy.content_type == "text/plain"
+        assert copy.last_modified.year == 2001
+        assert copy.checksum == written.checksum
