@@ -87,14 +87,12 @@ def test_soak(crash_env: CrashEnv) -> None:
         f"before the final collection: {before.counts()}, leaked by live workers: {len(leaked)}"
     )
     assert before.missing == [], context
-    # Files the surviving workers left unreferenced: the lifecycle should leave none, and
-    # the collector removes any. Observed: one such file in some runs (about one per few
-    # thousand transactions), cause not pinned down; suspected: an ORM bulk delete selects
-    # the rows' files FOR UPDATE and then deletes, and under READ COMMITTED a row committed
-    # in between is deleted too without its file being journaled. A real regression leaks
-    # dozens (reading stale values did: ~30 in 15 s).
+    # Files the surviving workers left unreferenced: the lifecycle leaves none. (It used to
+    # leak about one per few thousand transactions: an ORM bulk delete of attachments also
+    # deleted one that another worker committed between its SELECT FOR UPDATE and its DELETE;
+    # bulk statements are now restricted to the rows they selected, tests/orm/test_bulk_race.)
     print(f"leaked by live workers: {sorted(filename_of(p) for p in leaked)}")
-    assert len(leaked) <= 2, (sorted(filename_of(p) for p in leaked), context)
+    assert leaked == [], (sorted(filename_of(p) for p in leaked), context)
     # (A live collection may report as missing a file some transaction removed after its
     # mark: what counts is that no committed row points at a missing file, checked above.)
     assert [r.errors for r in live_reports if r.errors] == [], context
