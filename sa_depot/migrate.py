@@ -51,6 +51,7 @@ from sa_depot.exceptions import ConfigurationError, DepotError, FileNotFound
 from sa_depot.fields import journal
 from sa_depot.fields.ownership import remove_paths
 from sa_depot.fields.upload import UPLOADED_AT_FORMAT
+from sa_depot.io.copy import CopyVerificationError, copy_file
 from sa_depot.io.interfaces import FileStorage, StoredFile
 from sa_depot.manager import DepotManager
 
@@ -605,44 +606,34 @@ def _storage_of(path: str) -> str:
 def _copy_verified(
     where: str, path: str, expected: str | None, target: str, destination: FileStorage
 ) -> _Copy:
-    """Copy the file at ``path`` to ``destination`` (same id if it accepts it) and check the
-    copy's SHA-256 against ``expected`` (the row's), else against the source file's."""
+    """Copy the file at ``path`` to ``destination`` (same id if it accepts it) with
+    :func:`~sa_depot.io.copy.copy_file`, checking the copy against ``expected`` (the row's
+    checksum), else the source file's. A right copy left by an interrupted run is reused."""
     storage_name, file_id = DepotManager.split_path(path)
-    same_id = destination.is_valid_id(file_id)
+    new_id = None if destination.is_valid_id(file_id) else destination.new_file_id()
     try:
-        source = DepotManager.get(storage_name)
-        if same_id and destination.exists(file_id):
-            # A copy left by an interrupted run (or made for a row sharing the file): keep it
-            # if it is right.
-            size, checksum = _checksum_of(destination, file_id)
-            if checksum == (expected or source.info(file_id).checksum):
-                return _Copy(path, f"{target}/{file_id}", file_id, False, size)
-        with source.get(file_id) as stored:
-            if expected is None:
-                expected = stored.checksum or _measure(stored)[1]
-                if stored.seekable():
-                    stored.seek(0)
-            if same_id:
-                new_id = destination.replace(stored, stored, content_type=stored.content_type)
-            else:
-                new_id = destination.create(stored, content_type=stored.content_type)
-        size, checksum = _checksum_of(destination, new_id)
+        copied = copy_file(
+            DepotManager.get(storage_name),
+            destination,
+            file_id,
+            new_id=new_id,
+            expected_checksum=expected,
+            keep_last_modified=False,  # the grace period protects the copy until rows use it
+        )
     except FileNotFound as exc:
         raise _SourceMissing(f"{where}: cannot copy {path} to {target!r}: {exc}") from exc
+    except CopyVerificationError as exc:
+        wanted = "the row expects" if expected else "expected"
+        raise MigrationError(
+            f"{where}: the copy of {path} in {target!r} has SHA-256 {exc.actual}, {wanted} "
+            f"{exc.expected}; the copy was removed and the row left as it was"
+        ) from exc
     except DepotError as exc:
         raise MigrationError(f"{where}: cannot copy {path} to {target!r}: {exc}") from exc
-    if checksum != expected:
-        destination.delete(new_id)
-        raise MigrationError(
-            f"{where}: the copy of {path} in {target!r} has SHA-256 {checksum}, the row "
-            f"expects {expected}; the copy was removed and the row left as it was"
-        )
-    return _Copy(path, f"{target}/{new_id}", new_id, True, size)
-
-
-def _checksum_of(storage: FileStorage, file_id: str) -> tuple[int, str]:
-    with storage.get(file_id) as stored:
-        return _measure(stored, storage.chunk_size)
+    info = copied.info
+    return _Copy(
+        path, f"{target}/{info.file_id}", info.file_id, copied.copied, info.content_length or 0
+    )
 
 
 def _moved_descriptor(

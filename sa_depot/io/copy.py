@@ -4,9 +4,11 @@
 each through in chunks. A file keeps its id, filename, content type, last-modification time
 and extra metadata. Each copy is verified: the SHA-256 of the bytes the destination stored
 must equal the source's checksum (computed while streaming when the source has none, as for
-files written by filedepot), and the destination must report that checksum back. A file the
+files written by filedepot), and the copy, read back from the destination, must have that
+checksum and the destination must report it. A file the
 destination already holds with the same checksum is skipped, so an interrupted copy is resumed
 by running it again. A file that fails is reported, and the copy goes on with the next one.
+:func:`copy_file` does this for one file; :func:`sa_depot.migrate.move_files` uses it too.
 
 This is what ``sa-depot copy`` runs, and what moving a storage to another backend takes::
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sa_depot.exceptions import DepotError, FileNotFound
-from sa_depot.io.interfaces import FileInfo, FileStorage, StoredFile
+from sa_depot.io.interfaces import FileInfo, FileStorage, StoredFile, utcnow
 
 Outcome = Literal["copied", "skipped", "failed"]
 
@@ -58,7 +60,13 @@ class CopyReport:
 
 
 class CopyVerificationError(DepotError):
-    """A copied file does not match its source."""
+    """A copied file does not match its source: ``actual`` is the SHA-256 found where
+    ``expected`` was wanted."""
+
+    def __init__(self, message: str, *, expected: str | None, actual: str | None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
 
 
 def copy_files(
@@ -81,9 +89,10 @@ def copy_files(
     for done, file_id in enumerate(ids, start=1):
         error: str | None = None
         try:
-            outcome: Outcome = (
-                "copied" if _copy_one(source, destination, file_id, report) else "skipped"
-            )
+            result = copy_file(source, destination, file_id)
+            outcome: Outcome = "copied" if result.copied else "skipped"
+            if result.copied:
+                report.bytes_copied += result.info.content_length or 0
         except (DepotError, OSError) as exc:
             outcome, error = "failed", str(exc)
         if outcome == "copied":
@@ -97,53 +106,100 @@ def copy_files(
     return report
 
 
-def _copy_one(
-    source: FileStorage, destination: FileStorage, file_id: str, report: CopyReport
-) -> bool:
-    """Copy one file; False when it was already there. Raises on failure."""
-    destination.fileid(file_id)  # an id the destination cannot hold fails before any transfer
+@dataclass(frozen=True)
+class FileCopy:
+    """What :func:`copy_file` did: the destination's file, and whether it wrote it (``False``
+    when the destination held it already)."""
+
+    info: FileInfo
+    copied: bool
+
+
+def copy_file(
+    source: FileStorage,
+    destination: FileStorage,
+    file_id: str,
+    *,
+    new_id: str | None = None,
+    expected_checksum: str | None = None,
+    keep_last_modified: bool = True,
+) -> FileCopy:
+    """Copy one file of ``source`` into ``destination``, verified; skip it when the
+    destination holds it already with the same checksum.
+
+    :param new_id: the id of the copy (default: ``file_id``), for a destination that cannot
+        hold the original id.
+    :param expected_checksum: the SHA-256 the content must have (default: the one the source
+        records, else the one computed while copying), e.g. the checksum a row records.
+    :param keep_last_modified: keep the source's last-modification time (default) or stamp
+        the time of the copy (what a copy that rows will reference needs, so that the
+        collector's grace period protects it until they do).
+    :raises FileNotFound: the source has no such file.
+    :raises InvalidFileId: the destination cannot hold the id (before any transfer).
+    :raises CopyVerificationError: the content does not match the expected checksum, or the
+        copy read back does not match the content; the copy is removed.
+    """
+    target_id = destination.fileid(file_id if new_id is None else new_id)
     source_info = source.info(file_id)
+    expected = expected_checksum or source_info.checksum
     try:
-        existing: FileInfo | None = destination.info(file_id)
+        existing: FileInfo | None = destination.info(target_id)
     except FileNotFound:
         existing = None
-    known = source_info.checksum
-    if existing is not None and known and _same(existing, known, source_info.content_length):
-        return False
+    if existing is not None and expected and _same(existing, expected, source_info.content_length):
+        return FileCopy(existing, copied=False)
     stored = source.get(file_id)
     try:
-        if existing is not None and source_info.checksum is None and existing.checksum:
+        if existing is not None and expected is None and existing.checksum:
             # A source without checksum (filedepot's files): hash it to tell whether the
             # destination holds it already.
             digest, length = _hash(stored)
             if _same(existing, digest, length):
-                return False
+                return FileCopy(existing, copied=False)
             if stored.seekable():
                 stored.seek(0)
             else:
                 stored.close()
                 stored = source.get(file_id)
-        written = destination.write_copy(stored)
+        written = destination.write_copy(
+            stored, file_id=target_id, last_modified=None if keep_last_modified else utcnow()
+        )
     finally:
         stored.close()
-    expected = source_info.checksum
     try:
-        if expected is not None and written.checksum != expected:
-            raise CopyVerificationError(
-                f"file {file_id!r}: the content read from {source.description} does not match "
-                f"its checksum ({written.checksum} != {expected}); the source may be corrupt"
-            )
-        stored_info = destination.info(file_id)
-        if stored_info.checksum != written.checksum:
-            raise CopyVerificationError(
-                f"file {file_id!r}: {destination.description} reports checksum "
-                f"{stored_info.checksum} for the copy, {written.checksum} expected"
-            )
+        _verify(destination, written, file_id, expected, source.description)
     except (DepotError, OSError):
-        _remove_quietly(destination, file_id)
+        _remove_quietly(destination, target_id)
         raise
-    report.bytes_copied += written.content_length or 0
-    return True
+    return FileCopy(written, copied=True)
+
+
+def _verify(
+    destination: FileStorage,
+    written: FileInfo,
+    source_id: str,
+    expected: str | None,
+    source_description: str,
+) -> None:
+    """Check what was written against ``expected``, then read the copy back."""
+    if expected is not None and written.checksum != expected:
+        raise CopyVerificationError(
+            f"file {source_id!r}: the content read from {source_description} does not match "
+            f"its checksum ({written.checksum} != {expected}); the source may be corrupt",
+            expected=expected,
+            actual=written.checksum,
+        )
+    with destination.get(written.file_id) as copy:
+        reported = copy.checksum
+        digest, length = _hash(copy)
+    if reported != written.checksum or digest != written.checksum:
+        raise CopyVerificationError(
+            f"file {source_id!r}: the copy in {destination.description} reads back with "
+            f"SHA-256 {digest} ({length} bytes) and reports {reported}; "
+            f"{written.checksum} expected",
+            expected=written.checksum,
+            actual=digest if digest != written.checksum else reported,
+        )
 
 
 def _same(info: FileInfo, checksum: str, length: int | None) -> bool:

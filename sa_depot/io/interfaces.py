@@ -372,7 +372,13 @@ class FileStorage(abc.ABC):
         """The ids of every stored file, lazily."""
         return self._iter_ids()
 
-    def write_copy(self, stored: StoredFile) -> FileInfo:
+    def write_copy(
+        self,
+        stored: StoredFile,
+        *,
+        file_id: str | None = None,
+        last_modified: datetime | None = None,
+    ) -> FileInfo:
         """Write ``stored``, a file of any storage, here under the same id with all its
         metadata (filename, content type, ``last_modified``, extra); return what was stored.
 
@@ -380,12 +386,18 @@ class FileStorage(abc.ABC):
         original ``last_modified``: it is what copying and migrating between storages use.
         The checksum and length are computed anew from the bytes written, so a caller can
         compare them with the source's.
+
+        :param file_id: store the copy under this id instead (for a storage that cannot hold
+            the original id).
+        :param last_modified: stamp this time instead of the original's. Moving files that rows
+            will reference stamps the time of the copy, so that the collector's grace period
+            protects the copy until the rows' update commits.
         """
         info = FileInfo(
-            file_id=self.fileid(stored.file_id),
+            file_id=self.fileid(stored.file_id if file_id is None else file_id),
             filename=stored.filename,
             content_type=stored.content_type,
-            last_modified=stored.last_modified,
+            last_modified=stored.last_modified if last_modified is None else last_modified,
             extra=dict(stored.info.extra),
         )
         self._write_incoming(stored, info, replace=True)
