@@ -5,6 +5,7 @@
     sa-depot demo                       the demo web application (no configuration needed)
     sa-depot ls [STORAGE]               the configured storages, or the files of one
     sa-depot stat STORAGE/FILE_ID       one file's metadata (--verify checks its checksum)
+    sa-depot copy SRC DST               copy the files of a storage into another (resumable)
     sa-depot gc --database-url URL      remove files no committed row references
     sa-depot serve                      serve the storages over HTTP (DepotMiddleware)
 
@@ -19,6 +20,7 @@ import click
 from sa_depot import __version__
 from sa_depot.cli.base import CliState, DepotGroup
 from sa_depot.cli.config import ENV_CONFIG
+from sa_depot.cli.copy import copy_command
 from sa_depot.cli.files import ls_command, stat_command
 from sa_depot.cli.gc import gc_command
 from sa_depot.cli.servers import demo_command, serve_command
@@ -45,6 +47,7 @@ cli.add_command(demo_command)
 cli.add_command(ls_command)
 cli.add_command(stat_command)
 cli.add_command(serve_command)
+cli.add_command(copy_command)
 cli.add_command(gc_command)
 
 
