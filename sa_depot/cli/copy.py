@@ -28,10 +28,16 @@ from sa_depot.manager import DepotManager
     metavar="FILE_ID",
     help="Copy only this file (repeatable) [every file of SOURCE].",
 )
+@click.option("--dry-run", is_flag=True, help="Report what would be copied; write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; print the summary only.")
 @pass_state
 def copy_command(
-    state: CliState, source: str, destination: str, file_ids: tuple[str, ...], quiet: bool
+    state: CliState,
+    source: str,
+    destination: str,
+    file_ids: tuple[str, ...],
+    dry_run: bool,
+    quiet: bool,
 ) -> None:
     """Copy every file of the storage SOURCE into the storage DESTINATION.
 
@@ -43,6 +49,7 @@ def copy_command(
     \b
     sa-depot copy default media             every file of "default"
     sa-depot copy default media --id ID     only the given files
+    sa-depot copy default media --dry-run   what would be copied
     """
     state.configure_storages()
     source_storage = DepotManager.get(source)
@@ -54,7 +61,7 @@ def copy_command(
     ids = list(file_ids) if file_ids else None
     console = Console(stderr=True)
     progress = Progress(
-        TextColumn(f"copying {source} -> {destination}"),
+        TextColumn(f"{'checking' if dry_run else 'copying'} {source} -> {destination}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("files"),
@@ -72,11 +79,14 @@ def copy_command(
                 task, completed=step.done, total=step.total, size=human_size(step.bytes_copied)
             )
 
-        report = copy_files(source_storage, destination_storage, ids, progress=advance)
+        report = copy_files(
+            source_storage, destination_storage, ids, progress=advance, dry_run=dry_run
+        )
 
+    copied, skipped = ("would copy", "would skip") if dry_run else ("copied", "skipped")
     click.echo(
-        f"copied {len(report.copied)} file(s) ({human_size(report.bytes_copied)}), "
-        f"skipped {len(report.skipped)} already in {destination} with the same checksum, "
+        f"{copied} {len(report.copied)} file(s) ({human_size(report.bytes_copied)}), "
+        f"{skipped} {len(report.skipped)} already in {destination} with the same checksum, "
         f"failed {len(report.failed)}"
     )
     for file_id, reason in report.failed.items():

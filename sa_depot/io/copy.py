@@ -75,8 +75,12 @@ def copy_files(
     file_ids: Iterable[str] | None = None,
     *,
     progress: Callable[[CopyProgress], None] | None = None,
+    dry_run: bool = False,
 ) -> CopyReport:
     """Copy ``file_ids`` (default: every file of ``source``) into ``destination``.
+
+    With ``dry_run``, nothing is written: the report says what would be copied (and its
+    size) and what would be skipped.
 
     Files already in ``destination`` with the source's checksum are skipped; files there with
     other content are overwritten. Returns a :class:`CopyReport`; a file that could not be
@@ -89,7 +93,7 @@ def copy_files(
     for done, file_id in enumerate(ids, start=1):
         error: str | None = None
         try:
-            result = copy_file(source, destination, file_id)
+            result = copy_file(source, destination, file_id, dry_run=dry_run)
             outcome: Outcome = "copied" if result.copied else "skipped"
             if result.copied:
                 report.bytes_copied += result.info.content_length or 0
@@ -123,6 +127,7 @@ def copy_file(
     new_id: str | None = None,
     expected_checksum: str | None = None,
     keep_last_modified: bool = True,
+    dry_run: bool = False,
 ) -> FileCopy:
     """Copy one file of ``source`` into ``destination``, verified; skip it when the
     destination holds it already with the same checksum.
@@ -134,6 +139,8 @@ def copy_file(
     :param keep_last_modified: keep the source's last-modification time (default) or stamp
         the time of the copy (what a copy that rows will reference needs, so that the
         collector's grace period protects it until they do).
+    :param dry_run: write nothing; ``copied`` says whether the file would be copied, and
+        ``info`` is then the source's.
     :raises FileNotFound: the source has no such file.
     :raises InvalidFileId: the destination cannot hold the id (before any transfer).
     :raises CopyVerificationError: the content does not match the expected checksum, or the
@@ -148,14 +155,19 @@ def copy_file(
         existing = None
     if existing is not None and expected and _same(existing, expected, source_info.content_length):
         return FileCopy(existing, copied=False)
+    # A source without checksum (filedepot's files) is hashed to tell whether the destination
+    # holds it already.
+    must_hash = existing is not None and expected is None and bool(existing.checksum)
+    if dry_run and not must_hash:
+        return FileCopy(source_info, copied=True)
     stored = source.get(file_id)
     try:
-        if existing is not None and expected is None and existing.checksum:
-            # A source without checksum (filedepot's files): hash it to tell whether the
-            # destination holds it already.
+        if existing is not None and must_hash:
             digest, length = _hash(stored)
             if _same(existing, digest, length):
                 return FileCopy(existing, copied=False)
+            if dry_run:
+                return FileCopy(source_info, copied=True)
             if stored.seekable():
                 stored.seek(0)
             else:

@@ -168,3 +168,18 @@ def test_a_missing_file_id_is_reported(sa_depot: Invoker, two_storages: Storages
     result = sa_depot("-c", str(config), "copy", "default", "media", "--id", missing)
     assert_user_error(result, "1 file(s) could not be copied")
     assert f"failed default/{missing}: " in result.stderr
+
+
+def test_dry_run_reports_what_would_be_copied_and_writes_nothing(
+    sa_depot: Invoker, two_storages: Storages
+) -> None:
+    config, default, media = two_storages
+    contents = seed(default)
+    first = sorted(contents)[0]
+    assert sa_depot("-c", str(config), "copy", "default", "media", "--id", first).exit_code == 0
+
+    result = sa_depot("-c", str(config), "copy", "--dry-run", "default", "media")
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"would copy 3 file.*would skip 1 .*failed 0", result.stdout)
+    assert media.list() == [first]
