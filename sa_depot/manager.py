@@ -51,9 +51,7 @@ class DepotManager:
 
     # -- configuration -----------------------------------------------------------------------
     @classmethod
-    def configure(
-        cls, name: str, config: Mapping[str, Any], prefix: str = "depot."
-    ) -> FileStorage:
+    def configure(cls, name: str, config: Mapping[str, Any], prefix: str = "depot.") -> FileStorage:
         """Create the storage ``name`` from ``config`` and register it.
 
         The first storage configured becomes the default. Configuring a name twice is an

@@ -1,7 +1,8 @@
 """Fixtures of the ORM suite.
 
 * ``depot``: the default storage, of the kind named by ``SA_DEPOT_ORM_STORAGE`` (``local`` by
-  default; ``memory`` too). A new backend (S3...) plugs in with one entry in
+  default; ``memory``; ``s3``: a prefix per storage in a bucket of the suite's SeaweedFS server).
+  Another backend plugs in with one entry in
   :data:`STORAGE_CONFIGS`. ``stored()`` lists what it holds, as ``'default/<id>'`` paths.
 * ``engine``: an Engine on each of SQLite, PostgreSQL and MariaDB (through ``db_url``), with
   sa_depot's own tables created. SQLite gets a new file per test; on the servers the tables
@@ -49,6 +50,27 @@ STORAGE_CONFIGS: dict[str, StorageConfig] = {
     "memory": lambda tmp: {"depot.backend": "sa_depot.io.memory.MemoryFileStorage"},
 }
 STORAGE_KIND = os.environ.get("SA_DEPOT_ORM_STORAGE", "local")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _s3_storage_config(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With ``SA_DEPOT_ORM_STORAGE=s3``, storages are S3 buckets on the SeaweedFS server."""
+    if STORAGE_KIND != "s3":
+        yield
+        return
+    server = request.getfixturevalue("s3_server")
+    bucket = server.new_bucket()  # one: SeaweedFS gives each bucket volumes of its own
+
+    def s3_config(tmp: Path) -> dict[str, str]:
+        options = server.storage_options(bucket=bucket, prefix=f"{uuid.uuid4().hex}/")
+        return {
+            "depot.backend": "sa_depot.io.boto3.S3Storage",
+            **{f"depot.{key}": str(value) for key, value in options.items()},
+        }
+
+    STORAGE_CONFIGS["s3"] = s3_config
+    yield
+    del STORAGE_CONFIGS["s3"]
 
 
 @dataclass
