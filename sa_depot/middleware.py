@@ -126,6 +126,8 @@ class DepotMiddleware:
                     f"the policy of {name!r} requires signed URLs but no secret is configured: "
                     "pass secret=... to the middleware"
                 )
+        for name in self.policies:
+            self.policy_for(name)  # two names of one storage with different policies: refuse now
         self._responder = Responder(
             chunk_size=chunk_size,
             max_ranges=max_ranges,
@@ -134,8 +136,28 @@ class DepotMiddleware:
 
     # -- URLs --------------------------------------------------------------------------------
     def policy_for(self, storage: str) -> ServingPolicy:
-        """The policy of ``storage`` (a storage name or an alias)."""
-        return self.policies.get(DepotManager.resolve_alias(storage), self.default_policy)
+        """The policy of ``storage`` (a storage name or an alias).
+
+        A policy belongs to the storage, whichever name it was given under: one keyed by an
+        alias also applies to URLs that use the storage's own name, and the other way round.
+        Two names of one storage with different policies are refused (ConfigurationError)
+        rather than letting the URL's choice of name pick the laxer one.
+        """
+        resolved = DepotManager.resolve_alias(storage)
+        found = [
+            policy
+            for key, policy in self.policies.items()
+            if DepotManager.resolve_alias(key) == resolved
+        ]
+        if not found:
+            return self.default_policy
+        if any(policy != found[0] for policy in found[1:]):
+            names = sorted(k for k in self.policies if DepotManager.resolve_alias(k) == resolved)
+            raise ConfigurationError(
+                f"the serving policies given for {', '.join(map(repr, names))} differ, but they "
+                f"all name storage {resolved!r}: give one policy per storage"
+            )
+        return found[0]
 
     def url_for(
         self, path: str, expires_in: float | None = None, filename: str | None = None
