@@ -59,6 +59,7 @@ from sqlalchemy.orm import (
     configure_mappers,
 )
 from sqlalchemy.orm.base import instance_state
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import BindParameter
 
 from sa_depot.exceptions import FileDiscarded, UnsupportedContent
@@ -522,7 +523,7 @@ def _on_do_orm_execute(orm_state: ORMExecuteState) -> Any:
 
 
 def _bulk_delete(orm_state: ORMExecuteState, mapper: Mapper[Any], keys: list[str]) -> Any:
-    old_rows, locked = _select_affected(orm_state, mapper, keys)
+    old_rows, locked, _ = _select_affected(orm_state, mapper, keys)
     result = _invoke_on(orm_state, mapper, locked)
     paths = [
         p
@@ -565,8 +566,10 @@ def _bulk_write(
             new_values.append(value)
     old_rows: list[Sequence[Any]] = []
     locked: list[tuple[Any, ...]] | None = None
+    unwritten: set[int] = set()  # id() of the new values no row will hold
     if orm_state.is_update:
-        old_rows, locked = _select_affected(orm_state, mapper, keys)
+        old_rows, locked, matches = _select_affected(orm_state, mapper, keys)
+        unwritten = _unwritten_values(orm_state, mapper, fields, matches)
         one_set_for_all = not isinstance(orm_state.parameters, list)
         if one_set_for_all and new_values and len(old_rows) > 1:
             raise UnsupportedContent(
@@ -579,16 +582,37 @@ def _bulk_write(
     orm_state.session.connection(bind_arguments=dict(orm_state.bind_arguments))  # autobegin
     transaction = _current_boundary(orm_state.session)
     assert transaction is not None
-    records = [r for r in (v.lifecycle for v in new_values) if r is not None]
+    written = [(v.lifecycle, id(v) not in unwritten) for v in new_values]
     with lock:
-        records = [r for r in records if r.state is UploadState.PENDING]
-        for record in records:
+        records = [(r, w) for r, w in written if r is not None and r.state is UploadState.PENDING]
+        for record, _ in records:
             _ledger(transaction).adopt(record)
-    result = _invoke_on(orm_state, mapper, locked)
+    try:
+        result = _invoke_on(orm_state, mapper, locked)
+    except StaleDataError:
+        # An update by primary key that matched fewer rows than parameter sets: SQLAlchemy
+        # raises after every set ran, so the rows that matched hold their new files now (and
+        # keep them if the caller commits anyway).
+        _statement_written(orm_state, records, new_values, old_rows)
+        raise
+    _statement_written(orm_state, records, new_values, old_rows)
+    return result
+
+
+def _statement_written(
+    orm_state: ORMExecuteState,
+    records: list[tuple[UploadRecord, bool]],
+    new_values: list[UploadedFile],
+    old_rows: list[Sequence[Any]],
+) -> None:
+    """Count the uploads the statement wrote as saved (one that matched no row stays
+    unflushed, so that the transaction's end discards it) and schedule the removal of the
+    files it replaced."""
     with lock:
-        for record in records:
-            record.flushed = True
-            record.claim = SOME_ROW
+        for record, was_written in records:
+            if was_written:
+                record.flushed = True
+                record.claim = SOME_ROW
     kept = {value.path for value in new_values}
     paths = [
         path
@@ -599,7 +623,6 @@ def _bulk_write(
     ]
     if paths:
         _schedule_bulk_removals(orm_state, paths)
-    return result
 
 
 def _written_rows(
@@ -615,15 +638,47 @@ def _written_rows(
         sources.extend(group)
     params: Any = orm_state.parameters
     sources.extend(params if isinstance(params, list) else [params] if params else [])
-    rows: list[dict[str, Any]] = []
-    for source in sources:
-        row: dict[str, Any] = {}
-        for name, value in source.items() if hasattr(source, "items") else ():
-            key = _field_key(name, columns, fields)
-            if key is not None:
-                row[key] = value.value if isinstance(value, BindParameter) else value
-        rows.append(row)
-    return rows
+    return [_field_values(source, columns, fields) for source in sources]
+
+
+def _field_values(
+    source: Any, columns: list[Any], fields: dict[str, UploadedFileField]
+) -> dict[str, Any]:
+    """UploadedFileField key -> value, of one ``.values()`` mapping or parameter set."""
+    row: dict[str, Any] = {}
+    for name, value in source.items() if hasattr(source, "items") else ():
+        key = _field_key(name, columns, fields)
+        if key is not None:
+            row[key] = value.value if isinstance(value, BindParameter) else value
+    return row
+
+
+def _unwritten_values(
+    orm_state: ORMExecuteState,
+    mapper: Mapper[Any],
+    fields: dict[str, UploadedFileField],
+    matches: list[int],
+) -> set[int]:
+    """``id()`` of the UploadedFile values of an update() that no row will hold: those of a
+    parameter set whose primary key matched no row, and all of them when no row matched.
+
+    ``matches`` counts the rows :func:`_select_affected` locked, per parameter set (one
+    count for a statement with a ``WHERE``). The statement then touches exactly those rows
+    (:func:`_invoke_on`, or a primary key that the lock keeps in place), so the counts are
+    what it writes.
+    """
+    columns = [mapper.get_property(key).columns[0] for key in fields]
+    params: Any = orm_state.parameters
+    unwritten: set[int] = set()
+    if sum(matches) == 0:
+        for row in _written_rows(orm_state, mapper, fields):
+            unwritten.update(id(v) for v in row.values() if v is not None)
+    elif isinstance(params, list):
+        for parameter_set, count in zip(params, matches, strict=True):
+            if count == 0:
+                values = _field_values(parameter_set, columns, fields).values()
+                unwritten.update(id(v) for v in values if v is not None)
+    return unwritten
 
 
 def _field_key(name: Any, columns: list[Any], fields: dict[str, UploadedFileField]) -> str | None:
@@ -640,10 +695,11 @@ def _field_key(name: Any, columns: list[Any], fields: dict[str, UploadedFileFiel
 
 def _select_affected(
     orm_state: ORMExecuteState, mapper: Mapper[Any], keys: list[str]
-) -> tuple[list[Sequence[Any]], list[tuple[Any, ...]] | None]:
+) -> tuple[list[Sequence[Any]], list[tuple[Any, ...]] | None, list[int]]:
     """The current values of ``keys`` in the rows the statement will touch, those rows locked
-    until the transaction ends; and, for a statement with a ``WHERE`` (rather than one
-    parameter set per primary key), the primary keys of the rows found.
+    until the transaction ends; for a statement with a ``WHERE`` (rather than one parameter
+    set per primary key), the primary keys of the rows found; and how many rows were found
+    per parameter set (one count for a ``WHERE``).
 
     The statement must then touch exactly those rows (:func:`_invoke_on`): under READ
     COMMITTED it would otherwise also touch a matching row committed by another transaction
@@ -671,16 +727,19 @@ def _select_affected(
             select = select.where(statement.whereclause)
         selects.append(select)
     rows: list[tuple[Any, ...]] = []
+    matches: list[int] = []
     for select in selects:
         result = session.execute(
             select.with_for_update(),
             params,
             bind_arguments=dict(orm_state.bind_arguments),
         )
-        rows.extend(tuple(r) for r in result)
+        found = [tuple(r) for r in result]
+        rows.extend(found)
+        matches.append(len(found))
     width = len(pk_attrs)
     values: list[Sequence[Any]] = [row[width:] for row in rows]
-    return values, None if by_primary_key else [row[:width] for row in rows]
+    return values, None if by_primary_key else [row[:width] for row in rows], matches
 
 
 def _primary_key_attributes(mapper: Mapper[Any]) -> list[Any]:

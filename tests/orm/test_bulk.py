@@ -8,6 +8,7 @@ import gc
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from sa_depot.exceptions import UnsupportedContent
 from sa_depot.fields.ownership import remove_abandoned
@@ -110,6 +111,47 @@ def test_orm_update_by_primary_key(engine: sa.Engine, models: Models, depot: Dep
     with Session(engine) as session:
         a = session.scalars(sa.select(Document.content).where(Document.name == "a")).one()
         assert depot.stored() == set(a.files)
+
+
+def test_orm_update_that_matches_no_row_discards_its_new_file_on_commit(
+    engine: sa.Engine, models: Models, depot: Depot
+) -> None:
+    files = add_documents(engine, models, "a")
+    Document = models.Document
+    with Session(engine) as session:
+        new = UploadedFile(b"never written")
+        session.execute(sa.update(Document).where(Document.name == "nobody").values(content=new))
+        session.commit()
+    # ``new`` is still referenced: the commit, not the garbage collector, removed its file.
+    assert not depot.storage.exists(new.file_id)
+    assert depot.stored() == set(files["a"].files)
+    assert contents(engine, models) == {"a": b"a"}
+
+
+def test_orm_update_by_primary_key_discards_the_files_of_keys_that_match_no_row(
+    engine: sa.Engine, models: Models, depot: Depot
+) -> None:
+    add_documents(engine, models, "a", "b")
+    Document = models.Document
+    with Session(engine) as session:
+        ids: dict[str, int] = dict(session.execute(sa.select(Document.name, Document.id)).all())
+        missing = max(ids.values()) + 1000
+        new_a, orphan = UploadedFile(b"new a"), UploadedFile(b"no such row")
+        try:
+            session.execute(
+                sa.update(Document),
+                [{"id": ids["a"], "content": new_a}, {"id": missing, "content": orphan}],
+            )
+        except StaleDataError:  # where the driver counts rows per set: raised after all ran
+            pass
+        session.commit()
+    assert contents(engine, models) == {"a": b"new a", "b": b"b"}
+    assert depot.storage.exists(new_a.file_id)
+    assert not depot.storage.exists(orphan.file_id)
+    with Session(engine) as session:
+        referenced = {p for c in session.scalars(sa.select(Document.content)) for p in c.files}
+    assert depot.stored() == referenced
+    assert journal_is_empty(engine)
 
 
 def test_orm_insert_keeps_on_commit_and_removes_on_rollback(
