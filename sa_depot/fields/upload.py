@@ -24,6 +24,12 @@ Made from a dict (a loaded row), it stores nothing. Descriptors written by filed
 ``depot_name``, ``content_length`` nor ``checksum``) load too: ``depot_name`` is read from
 ``path`` and ``files`` defaults to ``[path]``.
 
+URLs are never stored: ``_public_url`` (filedepot's key, kept for compatibility) and the
+derivatives' ``*_url`` keys are written as ``None``, and :attr:`UploadedFile.url` and attribute
+access to ``thumb_<w>x<h>_url``/``thumbnail_url`` compute a fresh URL each time (see
+:func:`url_for_path`). A saved URL goes stale: a presigned one expires, and a base URL outlives
+a change of CDN, bucket or policy (it would then link unsigned to a now private object).
+
 ``uploaded_at`` is kept in filedepot's format (``'%Y-%m-%d %H:%M:%S'``, UTC) in the dict; the
 :attr:`UploadedFile.uploaded_at` attribute parses it into an aware datetime.
 """
@@ -33,6 +39,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sa_depot.exceptions import ConfigurationError
 from sa_depot.fields.interfaces import DepotFileInfo
 from sa_depot.fields.ownership import UploadRecord, remove_paths
 from sa_depot.io.interfaces import FileStorage, StoredFile, parse_timestamp, utcnow
@@ -64,7 +71,7 @@ class UploadedFile(DepotFileInfo):
     ) -> None:
         file_id, path = self.store_content(content, filename, content_type)
         with self.depot.get(file_id) as stored:
-            info, public_url = stored.info, stored.public_url
+            info = stored.info
         self["file_id"] = file_id
         self["path"] = path
         self["filename"] = info.filename
@@ -72,7 +79,7 @@ class UploadedFile(DepotFileInfo):
         self["content_length"] = info.content_length
         self["checksum"] = info.checksum
         self["uploaded_at"] = utcnow().strftime(UPLOADED_AT_FORMAT)
-        self["_public_url"] = public_url
+        self["_public_url"] = None  # computed by ``url`` when read: a stored one would expire
 
     def store_content(
         self, content: Any, filename: str | None = None, content_type: str | None = None
@@ -166,12 +173,23 @@ class UploadedFile(DepotFileInfo):
 
     @property
     def url(self) -> str:
-        """The storage's public URL for the file if it has one, else the middleware's URL
-        (see :meth:`~sa_depot.manager.DepotManager.url_for`)."""
-        public = self.get("_public_url")
-        if public:
-            return str(public)
-        return DepotManager.url_for(self.path)
+        """A URL serving the file, computed afresh at each access (see :func:`url_for_path`):
+        the storage's public URL (a newly presigned one, say) if it has one, else the
+        middleware's URL. Raises :class:`~sa_depot.exceptions.ConfigurationError` when neither
+        exists and the row saved no ``_public_url`` (rows written by filedepot may have)."""
+        return url_for_path(self.path, saved=self.get("_public_url"))
+
+    def __getattr__(self, name: str) -> Any:
+        # filedepot's derivative keys (``thumb_64x64_url``, ``thumbnail_url``): as attributes,
+        # a fresh URL of the sibling ``*_path``; the stored value is None (or an old row's URL).
+        if name.endswith("_url") and name in self:
+            path = self.get(name[: -len("_url")] + "_path")
+            if isinstance(path, str) and "/" in path:
+                try:
+                    return url_for_path(path, saved=self.get(name))
+                except ConfigurationError:  # no middleware (yet), as when it was stored
+                    return None
+        return super().__getattr__(name)
 
     @property
     def lifecycle(self) -> UploadRecord | None:
@@ -180,4 +198,24 @@ class UploadedFile(DepotFileInfo):
         return record
 
 
-__all__ = ["UPLOADED_AT_FORMAT", "UploadedFile"]
+def url_for_path(path: str, saved: object = None) -> str:
+    """A fresh URL serving ``'storage/file_id'``: the storage's
+    :meth:`~sa_depot.io.interfaces.FileStorage.public_url` if it has one (computed without
+    I/O), else the middleware's :meth:`~sa_depot.manager.DepotManager.url_for`.
+
+    ``saved``, a URL an old row stored (filedepot saved ``_public_url`` and ``*_url``), is
+    the last resort, when no middleware is configured: it may have expired.
+    """
+    storage_name, file_id = DepotManager.split_path(path)
+    public = DepotManager.get(storage_name).public_url(file_id)
+    if public:
+        return public
+    try:
+        return DepotManager.url_for(path)
+    except ConfigurationError:
+        if isinstance(saved, str) and saved:
+            return saved
+        raise
+
+
+__all__ = ["UPLOADED_AT_FORMAT", "UploadedFile", "url_for_path"]

@@ -646,9 +646,10 @@ class S3Storage(FileStorage):
         return removed
 
     # -- URLs --------------------------------------------------------------------------------
-    def public_url(self, file_id: str) -> str | None:
-        """A URL serving ``file_id`` without the middleware, per the ``public_url`` option."""
-        key = self.key(self.fileid(file_id))
+    def public_url(self, file_or_id: StoredFile | str) -> str | None:
+        """A URL serving the file without the middleware, per the ``public_url`` option:
+        signed locally (no request) when presigned, so a fresh one costs nothing."""
+        key = self.key(self.fileid(file_or_id))
         if self.public_url_mode is None:
             return None
         if self.public_url_mode == PRESIGNED:

@@ -165,7 +165,8 @@ class StoredFile(io.RawIOBase):
 
     @property
     def public_url(self) -> str | None:
-        """A URL that serves the file without the middleware, or ``None``.
+        """A URL that serves the file without the middleware, or ``None``: a backend that has
+        one gives the same as its storage's :meth:`FileStorage.public_url`.
 
         Never an unsigned URL for a private object.
         """
@@ -407,6 +408,15 @@ class FileStorage(abc.ABC):
         """The metadata of a file, without reading its content."""
         with self.get(file_or_id) as stored:
             return stored.info
+
+    def public_url(self, file_or_id: StoredFile | str) -> str | None:
+        """A URL that serves the file without the middleware, or ``None`` (the default).
+
+        Computed without I/O, so it is cheap to call on every page render; it may expire (a
+        presigned URL), so callers compute it when they need it and never store it. Never an
+        unsigned URL for a private object.
+        """
+        return None
 
     # -- the common work ---------------------------------------------------------------------
     def _store(

@@ -237,6 +237,17 @@ def test_metadata(storage: FileStorage) -> None:
     assert storage.info(file_id) == info
 
 
+def test_public_url_is_none_or_a_url_and_takes_an_id_or_a_stored_file(
+    storage: FileStorage,
+) -> None:
+    file_id = storage.create(b"public?", "p.txt")
+    url = storage.public_url(file_id)
+    assert url is None or url.startswith(("https://", "http://"))
+    with storage.get(file_id) as stored:
+        assert (storage.public_url(stored) is None) is (url is None)
+        assert (stored.public_url is None) is (url is None)
+
+
 def test_explicit_content_type_wins_over_detection(storage: FileStorage) -> None:
     file_id = storage.create(PDF_HEAD + b"x", "report.pdf", content_type="application/x-mine")
     assert storage.info(file_id).content_type == "application/x-mine"

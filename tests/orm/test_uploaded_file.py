@@ -16,6 +16,7 @@ from sa_depot.fields.interfaces import FileFilter
 from sa_depot.fields.ownership import UploadState, abandoned_count, remove_abandoned
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.utils import FileIntent
+from sa_depot.manager import DepotManager
 from tests.orm.conftest import Depot
 
 
@@ -64,12 +65,38 @@ def test_a_storage_can_be_chosen_and_an_unknown_one_is_named(depot: Depot) -> No
         UploadedFile(b"x", "nowhere")
 
 
-def test_url_prefers_the_public_url_and_needs_a_middleware_otherwise(depot: Depot) -> None:
-    public = UploadedFile({"path": "default/x", "file_id": "x", "_public_url": "https://cdn/x"})
-    assert public.url == "https://cdn/x"
-    private = UploadedFile(b"x")
+def test_url_is_the_middleware_url_for_a_storage_without_public_urls() -> None:
+    DepotManager.configure("default", {"depot.backend": "sa_depot.io.memory.MemoryFileStorage"})
+    uploaded = UploadedFile(b"x", filters=[SiblingFile()])
+    assert uploaded["_public_url"] is None and uploaded["copy_url"] is None
     with pytest.raises(ConfigurationError, match="middleware"):
-        _ = private.url
+        _ = uploaded.url
+    assert uploaded.copy_url is None  # a derivative's URL: None without a middleware, as stored
+    DepotManager.make_middleware()
+    row = UploadedFile(json.loads(json.dumps(dict(uploaded))))
+    assert row.url == DepotManager.url_for(uploaded.path) == f"/depot/{uploaded.path}"
+    assert row.copy_url == DepotManager.url_for(row["copy_path"])
+    assert row["copy_url"] is None  # item access gives what the row stores
+
+
+def test_a_url_an_old_row_saved_is_the_last_resort(depot: Depot) -> None:
+    file_id = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+    old = UploadedFile(
+        {"path": f"default/{file_id}", "file_id": file_id, "_public_url": "https://cdn/x"}
+    )
+    assert old.url == "https://cdn/x"  # no public URL, no middleware: what filedepot saved
+    DepotManager.make_middleware()
+    assert old.url == f"/depot/default/{file_id}"  # a fresh URL first: the saved one may expire
+
+
+class SiblingFile(FileFilter):
+    """Stores a copy of the file under filedepot's derivative keys ``copy_id/_path/_url``."""
+
+    def on_save(self, uploaded_file: UploadedFile) -> None:
+        with uploaded_file.file as stored:
+            file_id, path = uploaded_file.store_content(stored.read())
+        uploaded_file["copy_id"], uploaded_file["copy_path"] = file_id, path
+        uploaded_file["copy_url"] = None
 
 
 def test_copies_and_pickles_are_plain_references(depot: Depot) -> None:

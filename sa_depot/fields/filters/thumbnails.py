@@ -6,6 +6,10 @@ filedepot's keys ``thumb_128x128_id``, ``thumb_128x128_path`` and ``thumb_128x12
 thumbnail is listed in the descriptor's ``files``, so it is rolled back and deleted together
 with the original.
 
+The ``_url`` key is stored as ``None``: the attribute ``uploaded.thumb_128x128_url`` computes a
+fresh URL from ``thumb_128x128_path`` at each access (a stored presigned or signed URL would
+expire; see :mod:`sa_depot.fields.upload`).
+
 Needs Pillow (``pip install 'sa-depot[image]'``), imported only when a thumbnail is made.
 """
 
@@ -20,7 +24,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from sa_depot.exceptions import ConfigurationError, UnsupportedContent
 from sa_depot.fields.interfaces import FileFilter
 from sa_depot.io.interfaces import StoredFile
-from sa_depot.manager import DepotManager
 
 if TYPE_CHECKING:
     from sa_depot.fields.upload import UploadedFile
@@ -71,10 +74,10 @@ def make_thumbnail(
 
 def store_thumbnail(
     uploaded_file: UploadedFile, size: tuple[int, int], image_format: str
-) -> tuple[str, str, str | None]:
+) -> tuple[str, str, None]:
     """Make a thumbnail of ``uploaded_file``'s content, store it as one of its files and
-    return ``(file_id, path, url)``; ``url`` is ``None`` when neither the storage nor a
-    configured middleware can serve it."""
+    return ``(file_id, path, url)``; ``url``, the value to store under filedepot's ``*_url``
+    key, is always ``None``: the attribute computes a fresh URL when read."""
     with uploaded_file.file as stored:
         data = make_thumbnail(stored, size, image_format)
     extension = image_format.lower()
@@ -82,18 +85,7 @@ def store_thumbnail(
     file_id, path = uploaded_file.store_content(
         data, f"thumb_{size[0]}x{size[1]}.{extension}", content_type
     )
-    return file_id, path, _url_of(uploaded_file, file_id, path)
-
-
-def _url_of(uploaded_file: UploadedFile, file_id: str, path: str) -> str | None:
-    with uploaded_file.depot.get(file_id) as stored:
-        public = stored.public_url
-    if public:
-        return public
-    try:
-        return DepotManager.url_for(path)
-    except ConfigurationError:  # no middleware configured (yet): the path is enough
-        return None
+    return file_id, path, None
 
 
 def _seekable(stream: Any) -> bool:

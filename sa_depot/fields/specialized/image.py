@@ -3,7 +3,8 @@
 ``UploadedFileField(upload_type=UploadedImageWithThumb)`` stores each image and a thumbnail
 fitting in :attr:`~UploadedImageWithThumb.thumbnail_size`, recorded under filedepot's keys
 ``thumbnail_id``, ``thumbnail_path`` and ``thumbnail_url``. Subclass it to change the size or
-format. Needs Pillow (``pip install 'sa-depot[image]'``).
+format. ``thumbnail_url`` is stored as ``None``; the attribute computes a fresh URL (see
+:mod:`sa_depot.fields.filters.thumbnails`). Needs Pillow (``pip install 'sa-depot[image]'``).
 """
 
 from __future__ import annotations
