@@ -27,6 +27,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_dataclass
 from datetime import datetime, timezone
 from typing import Any, BinaryIO, ClassVar
 
@@ -321,9 +322,14 @@ class FileStorage(abc.ABC):
         self, content: Any, filename: str | None = None, content_type: str | None = None
     ) -> str:
         """Store ``content`` as a new file and return its id."""
-        file_id = self.new_file_id()
-        self._store(file_id, content, filename, content_type, replace=False)
-        return file_id
+        return self.store(content, filename, content_type).file_id
+
+    def store(
+        self, content: Any, filename: str | None = None, content_type: str | None = None
+    ) -> FileInfo:
+        """Like :meth:`create`, but return the new file's metadata (id, filename, content
+        type, length, checksum, time) as stored, without reading the file back."""
+        return self._store(self.new_file_id(), content, filename, content_type, replace=False)
 
     def replace(
         self,
@@ -427,7 +433,7 @@ class FileStorage(abc.ABC):
         content_type: str | None,
         *,
         replace: bool,
-    ) -> None:
+    ) -> FileInfo:
         from sa_depot.io.utils import prepare_content  # utils imports this module
 
         stream, filename, content_type = prepare_content(content, filename, content_type)
@@ -438,6 +444,7 @@ class FileStorage(abc.ABC):
             last_modified=utcnow(),
         )
         self._write_incoming(stream, info, replace=replace)
+        return replace_dataclass(info)  # a copy: the backend may keep the object it was given
 
     def _write_incoming(
         self, stream: BinaryIO | io.RawIOBase, info: FileInfo, *, replace: bool

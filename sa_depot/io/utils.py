@@ -161,6 +161,16 @@ class _HeadReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read(self, size: int | None = -1) -> bytes:
+        """Hand the stream's chunks through as they come: ``readinto`` would copy each one."""
+        if size is None or size < 0:
+            return self.readall()
+        if self._head:
+            data = bytes(self._head[:size])
+            self._head = self._head[size:]
+            return data
+        return _checked_read(self._rest, size)
+
     def readinto(self, buffer: Any) -> int:
         if self._head:
             n = min(len(buffer), len(self._head))

@@ -644,3 +644,14 @@ def test_write_copy_keeps_id_and_every_metadata_field(storage: FileStorage) -> N
         assert copy.content_type == "text/plain"
         assert copy.last_modified.year == 2001
         assert copy.checksum == written.checksum
+
+
+def test_store_returns_the_metadata_of_the_new_file(storage: FileStorage) -> None:
+    info = storage.store(b"stored once", filename="once.txt")
+    assert info.checksum == hashlib.sha256(b"stored once").hexdigest()
+    assert info.content_length == len(b"stored once")
+    with storage.get(info.file_id) as stored:
+        assert stored.read() == b"stored once"
+        assert (stored.filename, stored.content_type) == (info.filename, info.content_type)
+        assert stored.checksum == info.checksum
+        assert stored.last_modified == info.last_modified
