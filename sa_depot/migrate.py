@@ -368,7 +368,7 @@ def _complete(
         storage = DepotManager.get(storage_name)
         with storage.get(file_id) as stored:
             length, checksum = _measure(stored)
-            info, public_url = stored.info, stored.public_url
+            info = stored.info
     except DepotError as exc:
         raise MigrationError(f"{where}: {exc}") from exc
     recorded = old.get("checksum")
@@ -388,7 +388,8 @@ def _complete(
         "checksum": checksum,
         "uploaded_at": old.get("uploaded_at")
         or info.last_modified.astimezone(timezone.utc).strftime(UPLOADED_AT_FORMAT),
-        "_public_url": old.get("_public_url", public_url),
+        # a URL is computed afresh when read (UploadedFile.url): storing one could expire
+        "_public_url": old.get("_public_url"),
         "files": list(files),
     }
     descriptor.update({k: v for k, v in old.items() if k not in descriptor})
@@ -652,29 +653,16 @@ def _moved_descriptor(
         return item
 
     moved = {key: rewrite(item) for key, item in value.items()}
+    # URLs of moved files are computed afresh when read (UploadedFile.url and the derivatives'
+    # ``<name>_url`` attributes): a saved one would point at the old storage, or expire.
     for key, item in value.items():  # filedepot's derivative keys: <name>_path, <name>_url
         url_key = key[: -len("_path")] + "_url"
         if key.endswith("_path") and item in new_paths and url_key in value:
-            moved[url_key] = _url_of(new_paths[item])
+            moved[url_key] = None
     if value.get("path") in new_paths:
         moved["depot_name"] = target
-        moved["_public_url"] = _public_url_of(new_paths[value["path"]])
+        moved["_public_url"] = None
     return moved
-
-
-def _public_url_of(path: str) -> str | None:
-    with DepotManager.get_file(path) as stored:
-        return stored.public_url
-
-
-def _url_of(path: str) -> str | None:
-    public = _public_url_of(path)
-    if public:
-        return public
-    try:
-        return DepotManager.url_for(path)
-    except ConfigurationError:  # no middleware configured: the path is enough
-        return None
 
 
 def _remove_journaled(database: _Database, paths: list[str], use_journal: bool) -> tuple[int, int]:

@@ -42,7 +42,7 @@ from typing import Any
 from sa_depot.exceptions import ConfigurationError
 from sa_depot.fields.interfaces import DepotFileInfo
 from sa_depot.fields.ownership import UploadRecord, remove_paths
-from sa_depot.io.interfaces import FileStorage, StoredFile, parse_timestamp, utcnow
+from sa_depot.io.interfaces import FileInfo, FileStorage, StoredFile, parse_timestamp, utcnow
 from sa_depot.manager import DepotManager
 
 #: filedepot's format of ``uploaded_at``.
@@ -69,10 +69,8 @@ class UploadedFile(DepotFileInfo):
     def process_content(
         self, content: Any, filename: str | None = None, content_type: str | None = None
     ) -> None:
-        file_id, path = self.store_content(content, filename, content_type)
-        with self.depot.get(file_id) as stored:
-            info = stored.info
-        self["file_id"] = file_id
+        info, path = self._store_file(content, filename, content_type)
+        self["file_id"] = info.file_id
         self["path"] = path
         self["filename"] = info.filename
         self["content_type"] = info.content_type
@@ -86,10 +84,16 @@ class UploadedFile(DepotFileInfo):
     ) -> tuple[str, str]:
         """Store ``content`` in this descriptor's storage, list it in ``files``, and return
         ``(file_id, path)``. Filters store their derivatives with it."""
-        file_id = self.depot.create(content, filename, content_type)
-        path = f"{self['depot_name']}/{file_id}"
+        info, path = self._store_file(content, filename, content_type)
+        return info.file_id, path
+
+    def _store_file(
+        self, content: Any, filename: str | None, content_type: str | None
+    ) -> tuple[FileInfo, str]:
+        info = self.depot.store(content, filename, content_type)  # no read-back needed
+        path = f"{self['depot_name']}/{info.file_id}"
         self._files_list().append(path)
-        return file_id, path
+        return info, path
 
     def _files_list(self) -> list[str]:
         files = self.get("files")
