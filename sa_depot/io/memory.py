@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
-from dataclasses import replace as dc_replace
 
 from sa_depot.exceptions import FileNotFound
 from sa_depot.io.interfaces import FileInfo, FileStorage, IncomingContent, StoredFile
@@ -17,6 +16,11 @@ class MemoryStoredFile(StoredFile):
     def __init__(self, info: FileInfo, data: bytes) -> None:
         super().__init__(info)
         self._buffer = io.BytesIO(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read of a closed file")
+        return self._buffer.read(size)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         return self._buffer.readinto(buffer)
@@ -48,7 +52,7 @@ class MemoryFileStorage(FileStorage):
 
     def _write(self, content: IncomingContent, *, replace: bool) -> None:
         data = b"".join(content.chunks())
-        info = dc_replace(content.info)
+        info = content.info.copy()
         with self._lock:
             self._files[info.file_id] = (info, data)
 
@@ -58,7 +62,7 @@ class MemoryFileStorage(FileStorage):
         if entry is None:
             raise FileNotFound(self.description, file_id)
         info, data = entry
-        return MemoryStoredFile(dc_replace(info), data)
+        return MemoryStoredFile(info.copy(), data)
 
     def _delete(self, file_id: str) -> None:
         with self._lock:
