@@ -29,7 +29,6 @@ asked, on first use.
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import logging
 import re
@@ -46,9 +45,9 @@ from sa_depot.io.interfaces import (
     FileInfo,
     FileStorage,
     IncomingContent,
+    PositionedStoredFile,
     StoredFile,
     parse_timestamp,
-    seek_target,
     utcnow,
 )
 
@@ -662,57 +661,27 @@ class S3Storage(FileStorage):
         return f"{self.public_url_mode.rstrip('/')}/{quote(key)}"
 
 
-class S3StoredFile(StoredFile):
+class S3StoredFile(PositionedStoredFile):
     """An object being read: the body of the first GetObject, then ranged GETs after a seek."""
 
     def __init__(self, storage: S3Storage, info: FileInfo, response: Mapping[str, Any]) -> None:
-        super().__init__(info)
+        super().__init__(info, int(response.get("ContentLength") or 0), DEFAULT_CHUNK_SIZE)
         self._storage = storage
         self._key = storage.key(info.file_id)
         self._etag: str | None = response.get("ETag")
-        self._size: int = int(response.get("ContentLength") or 0)
         self._body: Any = response["Body"]
-        self._position = 0
 
     @property
     def public_url(self) -> str | None:
         return self._storage.public_url(self.file_id)
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if self.closed:
-            raise ValueError("seek on a closed file")
-        position = seek_target(offset, whence, self._position, self._size)
-        if position != self._position:
-            self._close_body()
-            self._position = position
-        return position
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.closed:
-            raise ValueError("read of a closed file")
-        if size is None or size < 0:
-            return b"".join(self.chunks(DEFAULT_CHUNK_SIZE))
-        if size == 0 or self._position >= self._size:
-            return b""
+    def _read_at(self, size: int) -> bytes:
         if self._body is None:
             self._body = self._ranged_body()
-        data = self._read_body(min(size, self._size - self._position))
-        self._position += len(data)
-        return data
+        return self._read_body(size)
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        return self.read(-1)
+    def _position_moved(self) -> None:
+        self._close_body()  # the next read starts a ranged GET at the new position
 
     def _ranged_body(self) -> Any:
         extra = {"IfMatch": self._etag} if self._etag else {}
@@ -732,14 +701,14 @@ class S3StoredFile(StoredFile):
             raise StorageError(
                 self._storage.description,
                 f"reading file {self.file_id!r} failed at byte {self._position} of "
-                f"{self._size}: {exc}",
+                f"{self._length}: {exc}",
             ) from exc
         if not data:
             self._close_body()
             raise StorageError(
                 self._storage.description,
                 f"reading file {self.file_id!r}: the connection ended at byte "
-                f"{self._position} of {self._size}",
+                f"{self._position} of {self._length}",
             )
         return data
 

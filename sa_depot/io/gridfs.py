@@ -27,7 +27,6 @@ and filedepot look), ``last_modified`` too (filedepot's field), and
 from __future__ import annotations
 
 import importlib.util
-import io
 import logging
 import re
 import threading
@@ -40,9 +39,9 @@ from sa_depot.io.interfaces import (
     FileInfo,
     FileStorage,
     IncomingContent,
+    PositionedStoredFile,
     StoredFile,
     parse_timestamp,
-    seek_target,
 )
 
 log = logging.getLogger(__name__)
@@ -410,17 +409,16 @@ class _VersionGone(Exception):
     """The version being read lost its chunks: it was replaced or deleted meanwhile."""
 
 
-class GridFSStoredFile(StoredFile):
+class GridFSStoredFile(PositionedStoredFile):
     """A GridFS file being read, chunk by chunk, with seeking."""
 
     def __init__(self, storage: GridFSStorage, info: FileInfo, document: Mapping[str, Any]):
-        super().__init__(info)
+        chunk_size = int(document.get("chunkSize") or DEFAULT_GRIDFS_CHUNK_SIZE)
+        super().__init__(info, int(document.get("length") or 0), chunk_size)
         self._storage = storage
         self._version = document["_id"]
-        self._length = int(document.get("length") or 0)
-        self._chunk_size = int(document.get("chunkSize") or DEFAULT_GRIDFS_CHUNK_SIZE)
+        self._chunk_size = chunk_size
         self._chunk_count = -(-self._length // self._chunk_size)
-        self._position = 0
         #: Chunks already fetched and not yet consumed: {n: bytes}.
         self._cached: dict[int, bytes] = {}
         self._cursor: Any = None
@@ -457,38 +455,9 @@ class GridFSStoredFile(StoredFile):
             )
         return data
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if self.closed:
-            raise ValueError("seek on a closed file")
-        position = seek_target(offset, whence, self._position, self._length)
-        self._position = position
-        return position
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.closed:
-            raise ValueError("read of a closed file")
-        if size is None or size < 0:
-            return b"".join(self.chunks(self._chunk_size))
-        if size == 0 or self._position >= self._length:
-            return b""
+    def _read_at(self, size: int) -> bytes:
         n, offset = divmod(self._position, self._chunk_size)
-        data = self._chunk(n)[offset : offset + size]
-        self._position += len(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        return self.read(-1)
+        return self._chunk(n)[offset : offset + size]
 
     def _chunk(self, n: int) -> bytes:
         from pymongo.errors import PyMongoError

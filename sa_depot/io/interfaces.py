@@ -211,6 +211,64 @@ class StoredFile(io.RawIOBase):
         )
 
 
+class PositionedStoredFile(StoredFile):
+    """A :class:`StoredFile` for backends that read from a given position (S3's ranged GETs,
+    GridFS's chunk documents).
+
+    This class keeps the position and implements ``seek``, ``tell``, ``read``, ``readinto`` and
+    ``readall``; a backend implements :meth:`_read_at` and, if it holds a stream that a seek
+    invalidates, :meth:`_position_moved`.
+    """
+
+    def __init__(self, info: FileInfo, length: int, read_chunk_size: int) -> None:
+        super().__init__(info)
+        self._length = length
+        self._position = 0
+        self._read_chunk_size = read_chunk_size
+
+    def _read_at(self, size: int) -> bytes:
+        """Up to ``size`` (> 0) bytes at ``self._position``, which is before the end: at least
+        one byte, or an exception."""
+        raise NotImplementedError
+
+    def _position_moved(self) -> None:
+        """Called when a seek changed the position."""
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if self.closed:
+            raise ValueError("seek on a closed file")
+        position = seek_target(offset, whence, self._position, self._length)
+        if position != self._position:
+            self._position = position
+            self._position_moved()
+        return position
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read of a closed file")
+        if size is None or size < 0:
+            return b"".join(self.chunks(self._read_chunk_size))
+        if size == 0 or self._position >= self._length:
+            return b""
+        data = self._read_at(min(size, self._length - self._position))
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+
 class IncomingContent:
     """The content being written, as a backend's ``_write`` receives it.
 
