@@ -9,4 +9,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 bash "$here/setup.sh"
 bash "$(dirname "$here")/scripts/services.sh" >/dev/null || true  # PostgreSQL, if it is down
 cd "$(dirname "$here")"
+# Temporary files of every contender stay in the (gitignored) work folder: libcloud, under
+# sqlalchemy-file, leaves one lock file per stored file in the temporary directory.
+export TMPDIR="$here/work/tmp"
+rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
 exec "$here/.venv/bin/python" -m benchmarks.bench "$@"
