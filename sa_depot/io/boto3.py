@@ -437,21 +437,31 @@ class S3Storage(FileStorage):
     def _parts(self, content: IncomingContent, head: bytearray) -> Iterator[bytes]:
         """The content in parts of exactly ``multipart_chunksize`` bytes, but the last."""
         size = self.multipart_chunksize
-        pending = head
+        # Chunks are gathered in a list and joined once per part: one copy of each byte, and
+        # nothing part-sized stays allocated besides the part being sent.
+        chunks: list[bytes] = [bytes(head)] if head else []
+        filled = len(head)
+        head.clear()  # the caller's buffer would otherwise stay allocated for the whole upload
         while True:
-            while len(pending) < size:
-                data = content.read(min(content.chunk_size, size - len(pending)))
+            while filled < size:
+                data = content.read(min(content.chunk_size, size - filled))
                 if not data:
                     break
-                pending += data
-            if not pending:
+                chunks.append(data)
+                filled += len(data)
+            if not filled:
                 return
-            with memoryview(pending) as view:
-                part = bytes(view[:size])
-            del pending[:size]
+            joined = b"".join(chunks)
+            chunks.clear()
+            part, rest = joined[:size], joined[size:]  # a full slice of bytes is no copy
+            del joined
+            if rest:
+                chunks.append(rest)
+            filled = len(rest)
+            del rest
             yield part
             del part
-            if content.finished and not pending:
+            if content.finished and not filled:
                 return
 
     def _copy_into_place(self, temp_key: str, info: FileInfo) -> None:
