@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -18,26 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--remote-debugging-pipe",
-]
+from tests.browser import HEADLESS_FLAGS
 
-
-def find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
+FLAGS = [*HEADLESS_FLAGS, "--disable-dev-shm-usage", "--remote-debugging-pipe"]
 
 
 def _above_four(fd: int) -> int:

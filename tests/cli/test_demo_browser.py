@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from sa_depot.io.local import LocalFileStorage
-from tests.cli.chromium import Browser, Page, find_chromium
+from tests.browser import find_chromium
+from tests.cli.chromium import Browser, Page
 from tests.cli.servers import RunningServer, cli_server
 from tests.databases import in_ci
 

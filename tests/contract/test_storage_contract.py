@@ -31,6 +31,7 @@ from sa_depot.io.memory import MemoryFileStorage
 from sa_depot.io.utils import FileIntent
 from tests.contract import workers
 from tests.storages import StorageBackend
+from tests.streams import FailingStream, InputBroke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PDF_HEAD = b"%PDF-1.4\n"
@@ -545,29 +546,6 @@ def test_concurrent_creates_from_processes(backend: StorageBackend, storage: Fil
 
 
 # -- failures ---------------------------------------------------------------------------------
-class InputBroke(Exception):
-    pass
-
-
-class FailingStream(io.RawIOBase):
-    """Gives ``good`` bytes, then raises: an upload whose client went away."""
-
-    def __init__(self, good: int) -> None:
-        super().__init__()
-        self._left = good
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._left <= 0:
-            raise InputBroke("the client went away")
-        n = min(len(buffer), self._left)
-        buffer[:n] = b"p" * n
-        self._left -= n
-        return n
-
-
 def test_an_input_failing_half_way_leaves_nothing(
     backend: StorageBackend, storage: FileStorage
 ) -> None:

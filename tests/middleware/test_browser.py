@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -33,6 +32,7 @@ import pytest
 
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.middleware import DepotMiddleware
+from tests.browser import HEADLESS_FLAGS, find_chromium
 from tests.databases import in_ci
 from tests.middleware.conftest import Served
 
@@ -49,11 +49,10 @@ SAMPLE_RATE = 44_100
 REPORT_TIMEOUT = 90.0
 
 
-def find_chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
+def require_chromium() -> str:
+    path = find_chromium()
+    if path:
+        return path
     message = "headless chromium is not installed (apt-get install chromium)"
     if in_ci():
         pytest.fail(f"CI=true and {message}")
@@ -228,20 +227,13 @@ setTimeout(() => {{
 
 @pytest.fixture
 def chromium() -> str:
-    return find_chromium()
+    return require_chromium()
 
 
 def run_chromium(chromium: str, url: str, profile: Path, site: PageSite) -> dict[str, Any]:
     command = [
         chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *HEADLESS_FLAGS,
         "--mute-audio",
         "--autoplay-policy=no-user-gesture-required",
         f"--user-data-dir={profile}",

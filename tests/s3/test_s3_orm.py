@@ -23,27 +23,7 @@ from sa_depot.manager import DepotManager
 from tests.orm.conftest import Models, _fresh_lifecycle, make_models  # noqa: F401
 from tests.s3.conftest import MiB, remove_prefix
 from tests.s3server import SeaweedS3
-
-
-class BrokenInput(Exception):
-    pass
-
-
-class FailingAfter(io.RawIOBase):
-    def __init__(self, good: int) -> None:
-        super().__init__()
-        self.left = good
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.left <= 0:
-            raise BrokenInput("the upload's client went away")
-        n = min(len(buffer), self.left)
-        buffer[:n] = b"u" * n
-        self.left -= n
-        return n
+from tests.streams import FailingStream, InputBroke
 
 
 def configure_s3(server: SeaweedS3, bucket: str, prefix: str) -> S3Storage:
@@ -132,8 +112,8 @@ def test_a_failing_upload_rolls_the_transaction_back_with_nothing_leaked(
     with Session(engine) as session:
         session.add(models.Document(name="first", content=b"uploaded first"))
         session.flush()
-        with pytest.raises(BrokenInput):
-            session.add(models.Document(name="second", content=FailingAfter(11 * MiB)))
+        with pytest.raises(InputBroke):
+            session.add(models.Document(name="second", content=FailingStream(11 * MiB)))
             session.flush()
         session.rollback()
     assert everything(s3_depot) == before

@@ -20,6 +20,7 @@ from sa_depot.io.boto3 import MAX_ENCODED_FILENAME, UPLOADS_DIR, S3Storage
 from sa_depot.manager import DepotManager
 from tests.s3.conftest import MiB, RequestLog, make_storage, remove_prefix
 from tests.s3server import SeaweedS3
+from tests.streams import FailingStream, InputBroke
 
 UUID = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
 
@@ -39,29 +40,6 @@ def keys_under(server: SeaweedS3, bucket: str, prefix: str) -> set[str]:
 def uploads_under(server: SeaweedS3, bucket: str, prefix: str) -> list[str]:
     uploads = server.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix)
     return [upload["Key"] for upload in uploads.get("Uploads", [])]
-
-
-class BrokenInput(Exception):
-    pass
-
-
-class FailingAfter(io.RawIOBase):
-    """``good`` bytes of content, then an exception (a client that went away)."""
-
-    def __init__(self, good: int) -> None:
-        super().__init__()
-        self.left = good
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.left <= 0:
-            raise BrokenInput("gone")
-        n = min(len(buffer), self.left)
-        buffer[:n] = b"x" * n
-        self.left -= n
-        return n
 
 
 # -- construction -----------------------------------------------------------------------------
@@ -256,8 +234,8 @@ def test_objects_above_the_single_copy_limit_are_copied_in_parts(
 def test_a_multipart_upload_failing_half_way_is_aborted(
     s3: S3Storage, requests_log: RequestLog, s3_server: SeaweedS3, s3_bucket: str
 ) -> None:
-    with pytest.raises(BrokenInput):  # the input's exception, unchanged
-        s3.create(FailingAfter(11 * MiB), "partial.bin")
+    with pytest.raises(InputBroke):  # the input's exception, unchanged
+        s3.create(FailingStream(11 * MiB), "partial.bin")
 
     assert "AbortMultipartUpload" in requests_log.operations
     assert s3.list() == []
@@ -268,8 +246,8 @@ def test_a_multipart_upload_failing_half_way_is_aborted(
 def test_a_failing_multipart_replace_keeps_the_previous_version(s3: S3Storage) -> None:
     old = os.urandom(6 * MiB)
     file_id = s3.create(old, "old.bin")
-    with pytest.raises(BrokenInput):
-        s3.replace(file_id, FailingAfter(11 * MiB), "new.bin")
+    with pytest.raises(InputBroke):
+        s3.replace(file_id, FailingStream(11 * MiB), "new.bin")
     with s3.get(file_id) as stored:
         assert (stored.filename, stored.checksum) == ("old.bin", sha256(old))
         assert stored.read() == old
