@@ -28,6 +28,7 @@ asked, on first use.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -386,19 +387,8 @@ class S3Storage(FileStorage):
     def _write_multipart(self, content: IncomingContent, head: bytearray) -> None:
         info = content.info
         temp_key = f"{self.prefix}{UPLOADS_DIR}{info.file_id}.{uuid.uuid4().hex}"
-        upload = self._call(
-            "start a multipart upload",
-            "create_multipart_upload",
-            info.file_id,
-            Bucket=self.bucket,
-            Key=temp_key,
-            ContentType=info.content_type,
-            Metadata=self._metadata(info, with_checksum=False),
-            **self._put_args,
-        )
-        upload_id = upload["UploadId"]
-        try:
-            parts = []
+        metadata = self._metadata(info, with_checksum=False)
+        with self._multipart("upload", info, temp_key, metadata) as (upload_id, parts):
             for number, part in enumerate(self._parts(content, head), start=1):
                 if number > MAX_PARTS:
                     raise StorageError(
@@ -417,18 +407,6 @@ class S3Storage(FileStorage):
                     Body=part,
                 )
                 parts.append({"PartNumber": number, "ETag": response["ETag"]})
-            self._call(
-                "complete the multipart upload",
-                "complete_multipart_upload",
-                info.file_id,
-                Bucket=self.bucket,
-                Key=temp_key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        except BaseException:
-            self._abort_upload(temp_key, upload_id)
-            raise
         try:
             self._copy_into_place(temp_key, info)
         finally:
@@ -482,19 +460,7 @@ class S3Storage(FileStorage):
                 **self._put_args,
             )
             return
-        upload = self._call(
-            "start a multipart copy",
-            "create_multipart_upload",
-            info.file_id,
-            Bucket=self.bucket,
-            Key=key,
-            ContentType=info.content_type,
-            Metadata=self._metadata(info),
-            **self._put_args,
-        )
-        upload_id = upload["UploadId"]
-        try:
-            parts = []
+        with self._multipart("copy", info, key, self._metadata(info)) as (upload_id, parts):
             for number, start in enumerate(range(0, size, self.copy_part_size), start=1):
                 end = min(start + self.copy_part_size, size) - 1
                 response = self._call(
@@ -509,8 +475,30 @@ class S3Storage(FileStorage):
                     CopySourceRange=f"bytes={start}-{end}",
                 )
                 parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
+
+    @contextlib.contextmanager
+    def _multipart(
+        self, what: str, info: FileInfo, key: str, metadata: dict[str, str]
+    ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """A multipart upload (``what``: "upload" or "copy") to ``key``: yields its id and the
+        list the caller appends ``{"PartNumber", "ETag"}`` to; completes it when the block ends,
+        or aborts it if the block raises, so that no partial object ever becomes visible."""
+        upload = self._call(
+            f"start a multipart {what}",
+            "create_multipart_upload",
+            info.file_id,
+            Bucket=self.bucket,
+            Key=key,
+            ContentType=info.content_type,
+            Metadata=metadata,
+            **self._put_args,
+        )
+        upload_id: str = upload["UploadId"]
+        parts: list[dict[str, Any]] = []
+        try:
+            yield upload_id, parts
             self._call(
-                "complete the multipart copy",
+                f"complete the multipart {what}",
                 "complete_multipart_upload",
                 info.file_id,
                 Bucket=self.bucket,
