@@ -27,9 +27,15 @@ before the mark starts: a row committed after the mark's snapshot can only refer
 uploaded by its own transaction, hence less than ``grace`` before that commit, hence after the
 cutoff.
 
+**Which storages it sweeps.** By default only the storages that the file columns of the
+metadata write to (each column's ``upload_storage``, or the default storage for a column that
+names none; aliases followed). A storage that no column writes to (a backup filled by
+``sa-depot copy``, another application's storage) holds files no row of this database will ever
+reference: sweeping it would empty it, so it is swept only when ``storages`` names it.
+
 What the collector cannot see: references held in columns missing from the metadata you pass,
 in other databases, or outside any database (a storage shared between applications). Pass
-every metadata whose rows reference the storages, and restrict ``storages`` to the ones they
+every metadata whose rows reference the storages, and name in ``storages`` only the ones they
 own. See docs/collector.md.
 """
 
@@ -87,6 +93,11 @@ class CollectReport:
     cutoff: datetime
     #: ``'table.column'`` of every column the mark read.
     columns: list[str] = field(default_factory=list)
+    #: The storages swept (storage names, aliases resolved).
+    storages: list[str] = field(default_factory=list)
+    #: Configured storages left alone because no file column writes to them and ``storages``
+    #: did not name them.
+    not_swept: list[str] = field(default_factory=list)
     #: Rows read by the mark (with a value in one of ``columns``).
     rows_scanned: int = 0
     #: Distinct paths the rows reference.
@@ -120,6 +131,8 @@ class CollectReport:
         """One line per count, for logs and the command line."""
         verb = "would remove" if self.dry_run else "removed"
         lines = [
+            f"swept storages: {', '.join(self.storages) or 'none'}"
+            + (f"; not swept: {', '.join(self.not_swept)}" if self.not_swept else ""),
             f"scanned {self.rows_scanned} rows in {len(self.columns)} columns: "
             f"{self.referenced} referenced files; {self.stored} stored files listed",
             f"journal: {verb} {len(self.journal_finished)}, kept {len(self.journal_kept)} "
@@ -153,8 +166,11 @@ def collect(
     :param metadata: the MetaData (or declarative base, registry, Table, or a list of them)
         describing **every** table whose ``UploadedFileField`` columns reference files in
         ``storages``. A file referenced only from a table left out is swept.
-    :param storages: the storage names to sweep (default: every storage configured in
-        :class:`~sa_depot.manager.DepotManager`). Aliases are followed.
+    :param storages: the storage names to sweep. By default, the storages the file columns of
+        ``metadata`` write to (their ``upload_storage``, or the default storage); a storage no
+        column writes to (a backup, another application's) is swept only when named here.
+        Aliases are followed; an unknown name raises
+        :class:`~sa_depot.exceptions.StorageNotFound`.
     :param grace: files last modified less than this before ``now`` are never swept. It must
         exceed the longest time between an upload and the commit of its transaction.
     :param dry_run: report what would be removed, remove nothing, write nothing.
@@ -170,7 +186,6 @@ def collect(
     started = datetime.now(timezone.utc)
     now = _aware(now) if now is not None else started
     report = CollectReport(dry_run=dry_run, grace=grace, cutoff=now - grace)
-    names = _storage_names(storages)
     columns = _file_columns(_tables(metadata)) if sweep else []
     if sweep and not columns:
         raise CollectorError(
@@ -179,6 +194,9 @@ def collect(
             "Base.metadata), or sweep=False to process the removal journal only"
         )
     report.columns = [f"{c.table.fullname}.{c.name}" for c in columns]
+    names = sweep_plan(columns, storages) if sweep else []
+    report.storages = names
+    report.not_swept = left_alone(names) if sweep else []
 
     referenced: set[tuple[object, str]] = set()
     if sweep:
@@ -231,9 +249,44 @@ def _file_columns(tables: Iterable[sa.Table]) -> list[sa.Column[Any]]:
     ]
 
 
-def _storage_names(storages: Iterable[str] | None) -> list[str]:
+def written_storages(columns: Iterable[sa.Column[Any]]) -> list[str]:
+    """The storage names (aliases resolved) that ``columns`` write new files to: each
+    column type's ``upload_storage``, or the default storage for a column naming none."""
+    names: list[str] = []
+    for column in columns:
+        name = getattr(column.type, "upload_storage", None) or DepotManager.get_default()
+        DepotManager.get(name)  # raises StorageNotFound, naming the configured ones
+        resolved = DepotManager.resolve_alias(name)
+        if resolved not in names:
+            names.append(resolved)
+    return names
+
+
+def sweep_plan(columns: Iterable[sa.Column[Any]], storages: Iterable[str] | None) -> list[str]:
+    """The storages :func:`collect` sweeps: ``storages`` if given (aliases resolved), else
+    the ones ``columns`` write to (:func:`written_storages`)."""
     if storages is None:
-        return DepotManager.names()
+        return written_storages(columns)
+    return _storage_names(storages)
+
+
+def file_columns(metadata: MetadataLike | Iterable[MetadataLike]) -> list[sa.Column[Any]]:
+    """The ``UploadedFileField`` columns of ``metadata`` (as :func:`collect` reads it)."""
+    return _file_columns(_tables(metadata))
+
+
+def left_alone(swept: list[str]) -> list[str]:
+    """Configured storages that a sweep of ``swept`` does not touch (a name sharing the
+    directory or bucket of a swept storage is swept with it)."""
+    locations = {_location(DepotManager.get(name)) for name in swept}
+    return [
+        name
+        for name in DepotManager.names()
+        if name not in swept and _location(DepotManager.get(name)) not in locations
+    ]
+
+
+def _storage_names(storages: Iterable[str]) -> list[str]:
     if isinstance(storages, str):
         storages = [storages]
     names: list[str] = []
@@ -470,6 +523,10 @@ __all__ = [
     "CollectReport",
     "CollectorError",
     "collect",
+    "file_columns",
+    "left_alone",
     "load_metadata",
     "parse_duration",
+    "sweep_plan",
+    "written_storages",
 ]

@@ -250,6 +250,36 @@ def test_aliases_and_two_names_on_one_directory_share_references(app: App) -> No
     assert len(DepotManager.get("again").list()) == 2
 
 
+def test_storages_no_column_writes_to_are_left_alone(app: App, tmp_path: Path) -> None:
+    """A backup (or another application's storage) holds files no row of this database
+    references: the collector sweeps it only when asked by name."""
+    backup = DepotManager.configure("backup", {"depot.storage_path": str(tmp_path / "backup")})
+    copy = f"backup/{backup.create(b'a copy of a referenced file')}"
+    lost = orphan()
+    report = collect(app.engine, app.Base.metadata, now=LATER)
+    assert report.storages == ["default"] and report.not_swept == ["backup"]
+    assert report.orphans == [lost]
+    assert backup.exists(copy.split("/")[1])
+    assert "not swept: backup" in report.summary()
+    named = collect(app.engine, app.Base.metadata, ["backup"], now=LATER, dry_run=True)
+    assert named.storages == ["backup"] and named.orphans == [copy]
+
+
+def test_a_column_writing_to_an_alias_sweeps_its_storage(tmp_path: Path, db_url: str) -> None:
+    from sa_depot.collector import written_storages
+
+    DepotManager.configure("main", {"depot.storage_path": str(tmp_path / "main")})
+    DepotManager.configure("media", {"depot.storage_path": str(tmp_path / "media")})
+    DepotManager.alias("avatars", "media")
+    table = sa.Table(
+        "t", sa.MetaData(), sa.Column("a", UploadedFileField(upload_storage="avatars"))
+    )
+    other = sa.Table("u", sa.MetaData(), sa.Column("b", UploadedFileField()))
+    assert written_storages([table.c.a]) == ["media"]
+    assert written_storages([table.c.a, other.c.b]) == ["media", "main"]
+    lifecycle.uninstall()
+
+
 def test_storages_limits_the_sweep(app: App, tmp_path: Path) -> None:
     DepotManager.configure("other", {"depot.storage_path": str(tmp_path / "other")})
     in_default, in_other = orphan(), f"other/{DepotManager.get('other').create(b'x')}"

@@ -56,7 +56,8 @@ class GraceParam(click.ParamType):  # type: ignore[type-arg]
     "--storage",
     "storage_names",
     multiple=True,
-    help="Sweep only this storage (repeatable) [every configured storage].",
+    help="Sweep this storage (repeatable) [the storages the file columns write to]. Name a "
+    "storage no column writes to only if this database owns its files.",
 )
 @click.option(
     "--journal-only",
@@ -81,9 +82,21 @@ def gc_command(
     between a commit and the removal of the files it replaced or deleted, or the storage
     failed). Then it marks every file referenced by the UploadedFileField columns of the
     given metadata and sweeps the configured storages: files referenced by no row and older
-    than the grace period are removed. See docs/cli.md for when it is safe.
+    than the grace period are removed.
+
+    Only the storages the file columns write to are swept, unless --storage names others:
+    a backup or another application's storage would otherwise be emptied. See docs/cli.md
+    for when it is safe.
     """
-    from sa_depot.collector import DEFAULT_GRACE, collect, load_metadata
+    from sa_depot.collector import (
+        DEFAULT_GRACE,
+        collect,
+        file_columns,
+        left_alone,
+        load_metadata,
+        sweep_plan,
+        written_storages,
+    )
 
     settings = state.settings
     url = database_url or settings.database_url
@@ -105,16 +118,38 @@ def gc_command(
     if os.getcwd() not in sys.path:  # import the application from here, as python -m would
         sys.path.insert(0, os.getcwd())
     metadata = [item for spec in specs for item in load_metadata(spec)] if not journal_only else []
+    grace = grace if grace is not None else DEFAULT_GRACE
+    named = list(storage_names or settings.gc_storages) or None
+    console = Console(stderr=True)
+    if not journal_only:
+        columns = file_columns(metadata)
+        plan = sweep_plan(columns, named)
+        written = written_storages(columns)
+        for name in plan:
+            why = "written by file columns" if name in written else "named by --storage"
+            click.echo(f"will sweep {name} ({why})", err=True)
+        for name in left_alone(plan):
+            click.echo(
+                f"will not sweep {name}: no file column writes to it (name it with "
+                "--storage to sweep it)",
+                err=True,
+            )
+        if grace < _SHORT_GRACE:
+            click.echo(
+                f"warning: --grace {_describe_grace(grace)} also removes files uploaded by "
+                "transactions that have not committed yet (an upload in progress now "
+                "loses its file); use it only when no application is writing",
+                err=True,
+            )
 
     engine = _engine(url)
-    console = Console(stderr=True)
     try:
         with console.status("Collecting unreferenced files..."):
             report = collect(
                 engine,
                 metadata,
-                list(storage_names or settings.gc_storages) or None,
-                grace=grace if grace is not None else DEFAULT_GRACE,
+                named,
+                grace=grace,
                 dry_run=dry_run,
                 sweep=not journal_only,
             )
@@ -139,6 +174,14 @@ def gc_command(
             f"{len(report.errors)} error(s) during the collection (listed above); the rest "
             "was done, and running sa-depot gc again retries"
         )
+
+
+#: A grace period shorter than this gets a warning: it may be shorter than a transaction.
+_SHORT_GRACE = timedelta(minutes=10)
+
+
+def _describe_grace(grace: timedelta) -> str:
+    return f"{int(grace.total_seconds())}s"
 
 
 def _engine(url: str) -> sa.Engine:

@@ -206,3 +206,51 @@ def test_gc_refuses_tables_missing_from_the_database(
     )  # fmt: skip
     assert_user_error(result, "'documents'", "does not exist", "refuses to sweep")
     assert exists(app, app.orphan)
+
+
+def test_gc_never_sweeps_a_backup_it_was_not_asked_to(
+    sa_depot: Invoker, app: App, tmp_path: Path
+) -> None:
+    """docs/cli.md's set-up: the application writes to 'default', 'backup' is filled by
+    ``sa-depot copy default backup``. No file column writes to 'backup', so gc leaves it
+    alone (copies keep their source's age: the grace period would not protect them)."""
+    config = tmp_path / "with_backup.toml"
+    config.write_text(
+        app.config.read_text() + f'\n[storages.backup]\nstorage_path = "{tmp_path / "backup"}"\n'
+    )
+    copied = sa_depot("-c", str(config), "copy", "default", "backup", "-q")
+    assert copied.exit_code == 0, copied.output
+    backup = LocalFileStorage(str(tmp_path / "backup"))
+    before = set(backup.list())
+    assert len(before) == 3
+
+    result = sa_depot(
+        "-c", str(config), "gc", "--database-url", app.url, "--metadata",
+        "gcapp.models:Base.metadata", "--grace", "0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert not any("backup/" in line for line in result.stdout.splitlines())
+    assert "will sweep default (written by file columns)" in result.stderr
+    assert "will not sweep backup: no file column writes to it" in result.stderr
+    assert "transactions that have not committed yet" in result.stderr  # --grace 0 warns
+    assert set(backup.list()) == before
+    assert not exists(app, app.orphan)  # the application's own storage was swept
+
+    # Named explicitly, it is swept: every file there is unreferenced by this database.
+    named = sa_depot(
+        "-c", str(config), "gc", "--database-url", app.url, "--metadata",
+        "gcapp.models:Base.metadata", "--grace", "0", "--storage", "backup", "--dry-run",
+    )  # fmt: skip
+    assert named.exit_code == 0, named.output
+    assert "will sweep backup (named by --storage)" in named.stderr
+    assert sum("(unreferenced)" in line for line in named.stdout.splitlines()) == 3
+    assert set(backup.list()) == before
+
+
+def test_a_long_grace_gives_no_warning(sa_depot: Invoker, app: App) -> None:
+    result = sa_depot(
+        "-c", str(app.config), "gc", "--database-url", app.url, "--metadata",
+        "gcapp.models:Base.metadata", "--dry-run",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr
