@@ -47,6 +47,7 @@ from sa_depot.io.interfaces import (
     FileStorage,
     IncomingContent,
     PositionedStoredFile,
+    ResponseOverrides,
     StoredFile,
     parse_timestamp,
     utcnow,
@@ -643,19 +644,30 @@ class S3Storage(FileStorage):
         return removed
 
     # -- URLs --------------------------------------------------------------------------------
-    def public_url(self, file_or_id: StoredFile | str) -> str | None:
+    def public_url(
+        self, file_or_id: StoredFile | str, *, response: ResponseOverrides | None = None
+    ) -> str | None:
         """A URL serving the file without the middleware, per the ``public_url`` option:
-        signed locally (no request) when presigned, so a fresh one costs nothing."""
+        signed locally (no request) when presigned, so a fresh one costs nothing.
+
+        ``response`` headers travel in a presigned URL as ``response-content-type`` and
+        ``response-content-disposition`` (S3 API reference, GetObject). An unsigned base URL
+        cannot carry them: with ``response`` given it is ``None``."""
         key = self.key(self.fileid(file_or_id))
         if self.public_url_mode is None:
             return None
         if self.public_url_mode == PRESIGNED:
+            params = {"Bucket": self.bucket, "Key": key}
+            if response is not None and response.content_type:
+                params["ResponseContentType"] = response.content_type
+            if response is not None and response.content_disposition:
+                params["ResponseContentDisposition"] = response.content_disposition
             url: str = self.client.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.bucket, "Key": key},
-                ExpiresIn=self.presigned_expires,
+                "get_object", Params=params, ExpiresIn=self.presigned_expires
             )
             return url
+        if response is not None:
+            return None
         return f"{self.public_url_mode.rstrip('/')}/{quote(key)}"
 
 

@@ -102,6 +102,26 @@ class FileInfo:
         )
 
 
+@dataclass(frozen=True)
+class ResponseOverrides:
+    """Response headers a signed URL asks the store to send in place of the object's own.
+
+    The serving layer passes them to :meth:`FileStorage.public_url` when it redirects a
+    download, so that the browser gets the filename, content type and disposition decision
+    it would get from a proxied response. Each store carries them in its own way: S3's
+    ``response-content-disposition``/``response-content-type`` query parameters (S3 API
+    reference, GetObject), GCS's ``response-content-disposition``/``response-content-type``,
+    Azure SAS ``rscd``/``rsct``, Swift TempURL ``filename``/``inline``. A storage that cannot
+    honour them returns no URL for such a request (``None``), and the download is proxied.
+    """
+
+    #: The ``Content-Type`` header value, e.g. ``'text/plain; charset=utf-8'``.
+    content_type: str | None = None
+    #: The ``Content-Disposition`` header value (RFC 6266), e.g.
+    #: ``'attachment; filename="Resume.pdf"; filename*=UTF-8\'\'R%C3%A9sum%C3%A9.pdf'``.
+    content_disposition: str | None = None
+
+
 def parse_timestamp(value: object) -> datetime:
     """Parse an ISO timestamp, or filedepot's ``'%Y-%m-%d %H:%M:%S'`` (naive, meaning UTC)."""
     if isinstance(value, datetime):
@@ -484,12 +504,18 @@ class FileStorage(abc.ABC):
         with self.get(file_or_id) as stored:
             return stored.info
 
-    def public_url(self, file_or_id: StoredFile | str) -> str | None:
+    def public_url(
+        self, file_or_id: StoredFile | str, *, response: ResponseOverrides | None = None
+    ) -> str | None:
         """A URL that serves the file without the middleware, or ``None`` (the default).
 
         Computed without I/O, so it is cheap to call on every page render; it may expire (a
         presigned URL), so callers compute it when they need it and never store it. Never an
         unsigned URL for a private object.
+
+        :param response: headers the URL must make the store send (see
+            :class:`ResponseOverrides`). A storage that cannot carry them in its URL returns
+            ``None`` when they are given, so that the caller proxies the download instead.
         """
         return None
 
