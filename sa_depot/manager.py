@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from sa_depot.exceptions import ConfigurationError, InvalidFileId, StorageNotFound
+from sa_depot import descriptor
+from sa_depot.exceptions import ConfigurationError, StorageNotFound
 from sa_depot.io.interfaces import FileStorage, StoredFile
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_BACKEND = "sa_depot.io.local.LocalFileStorage"
 
@@ -139,11 +143,10 @@ class DepotManager:
 
     @classmethod
     def split_path(cls, path: str) -> tuple[str, str]:
-        """Split ``'storage/file_id'``; raises :class:`InvalidFileId` if malformed."""
-        if not isinstance(path, str) or "/" not in path:
-            raise InvalidFileId("manager", path, "a path of the form 'storage/file_id'")
-        storage, file_id = path.split("/", 1)
-        return storage, file_id
+        """Split ``'storage/file_id'``; raises
+        :class:`~sa_depot.exceptions.InvalidFileId` if malformed (see
+        :func:`sa_depot.descriptor.split_path`)."""
+        return descriptor.split_path(path)
 
     @classmethod
     def get_file(cls, path: str) -> StoredFile:
@@ -191,6 +194,24 @@ class DepotManager:
     def _clear(cls) -> None:
         """filedepot's name for :meth:`reset`."""
         cls.reset()
+
+
+def remove_paths(paths: Iterable[str]) -> list[tuple[str, BaseException]]:
+    """Delete the files at ``'storage/file_id'`` paths, each on its own; return the failures
+    as ``(path, error)``.
+
+    A failure is logged and returned rather than raised: callers run after a commit or a
+    rollback, where an exception would only hide the outcome of the transaction.
+    """
+    failures: list[tuple[str, BaseException]] = []
+    for path in paths:
+        try:
+            storage_name, file_id = descriptor.split_path(path)
+            DepotManager.get(storage_name).delete(file_id)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, who records it
+            _log.warning("sa_depot could not remove %s: %s", path, exc)
+            failures.append((path, exc))
+    return failures
 
 
 def _import_backend(path: str) -> type[FileStorage]:

@@ -1,6 +1,9 @@
 """Data migrations for the columns holding files: usable inside an Alembic ``upgrade()`` (pass
 ``op.get_bind()``) and from Python (pass an Engine).
 
+* :func:`adopt_column` (and :func:`adopt_files`, for every file column of a metadata) registers
+  in the file registry the files that rows written before it (or by filedepot, or raw SQL)
+  use, so that the lifecycle can remove them as soon as their last row lets go of them.
 * :func:`convert_column` turns the values of a column that holds plain storage paths
   (``'storage/file_id'``) or filedepot descriptors into complete ``UploadedFileField``
   descriptors, reading what is missing (name, type, size, checksum) from the stored files.
@@ -18,20 +21,21 @@ or rolls back.
 
 **Moving files safely.** :func:`move_files` copies each file first (under the same id when the
 target storage accepts it), reads the copy back and compares its SHA-256 with the checksum the
-row records, then updates the rows of the batch and, in the same transaction, lists the old
-files in sa_depot's removal journal (:mod:`sa_depot.fields.journal`). Only after that
-transaction commits are the old files removed and their journal rows deleted. So a crash
-leaves either rows pointing at the old files (the copies, unreferenced, are reused by the next
-run or swept by the collector) or rows pointing at the new files with the old ones journaled
-(the next run, or the collector, removes them). A removal that fails stays journaled.
-Inside an outer transaction nothing can be removed before its owner commits: the old files stay
-journaled, and :func:`sa_depot.fields.journal.finish_pending_removals` (or the collector)
-removes them afterwards.
+row records, then updates the rows of the batch and, in the same transaction, tells the file
+registry which row now uses which file and lists the old files nobody uses any more in
+sa_depot's removal journal (:mod:`sa_depot.database.journal`). Only after that transaction
+commits are the old files removed and their journal rows deleted. So a crash leaves either
+rows pointing at the old files (the copies, unreferenced, are reused by the next run or swept
+by the collector) or rows pointing at the new files with the old ones journaled (the next run,
+or the collector, removes them). A removal that fails stays journaled. Inside an outer
+transaction nothing can be removed before its owner commits: the old files stay journaled,
+and the collector removes them afterwards.
 
-A stored file belongs to one row (the ORM layer copies a file assigned to a second row). Data
-written by other means may break that rule; two rows of one batch sharing a file are handled,
-but a file shared with a row of a later batch or another column is removed with the first row
-moved: make sure such data is deduplicated first.
+A stored file the file registry knows is removed only when the last row using it moves (rows
+sharing it in later batches or other columns keep it). A file the registry does not know
+(rows written before it, by filedepot or raw SQL) is removed with the first row moved, as no
+index tells whether another row shares it: adopt the column first (:func:`adopt_files`, or
+``sa-depot adopt``), or make sure such data is deduplicated.
 """
 
 from __future__ import annotations
@@ -47,13 +51,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sa_depot.database import journal, registry
+from sa_depot.database.provision import ensure_schema
+from sa_depot.database.references import canonical_path
+from sa_depot.database.schema import adoptions
+from sa_depot.descriptor import is_path, join_path, owned_paths, split_path, storage_of
 from sa_depot.exceptions import ConfigurationError, DepotError, FileNotFound
-from sa_depot.fields import journal
-from sa_depot.fields.ownership import remove_paths
 from sa_depot.fields.upload import UPLOADED_AT_FORMAT
 from sa_depot.io.copy import CopyVerificationError, copy_file
-from sa_depot.io.interfaces import FileStorage, StoredFile
-from sa_depot.manager import DepotManager
+from sa_depot.io.interfaces import FileStorage, StoredFile, utcnow
+from sa_depot.manager import DepotManager, remove_paths
+from sa_depot.orm.settings import settings
 
 #: What the helpers accept as a database: an Engine, or a Connection (Alembic's
 #: ``op.get_bind()``).
@@ -209,23 +217,38 @@ class _Database:
             raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
         last: tuple[Any, ...] | None = None
         while True:
-            stmt = (
-                sa.select(*target.key, target.raw)
-                .where(target.column.is_not(None))
-                .order_by(*target.key)
-                .limit(batch_size)
-            )
-            if last is not None:
-                if len(target.key) == 1:
-                    stmt = stmt.where(target.key[0] > last[0])
-                else:
-                    stmt = stmt.where(sa.tuple_(*target.key) > sa.tuple_(*last))
             with self.transaction() as connection:
-                rows = [_Row(tuple(r[:-1]), r[-1]) for r in connection.execute(stmt)]
+                rows = self.page(connection, target, last, batch_size)
             if not rows:
                 return
             yield rows
             last = rows[-1].key
+
+    def page(
+        self,
+        connection: sa.Connection,
+        target: _Target,
+        after: tuple[Any, ...] | None,
+        batch_size: int,
+        *,
+        lock: bool = False,
+    ) -> list[_Row]:
+        """The next ``batch_size`` rows with a value, by primary key, after the key ``after``
+        (locked until the transaction ends with ``lock``)."""
+        stmt = (
+            sa.select(*target.key, target.raw)
+            .where(target.column.is_not(None))
+            .order_by(*target.key)
+            .limit(batch_size)
+        )
+        if after is not None:
+            if len(target.key) == 1:
+                stmt = stmt.where(target.key[0] > after[0])
+            else:
+                stmt = stmt.where(sa.tuple_(*target.key) > sa.tuple_(*after))
+        if lock:
+            stmt = stmt.with_for_update()
+        return [_Row(tuple(r[:-1]), r[-1]) for r in connection.execute(stmt)]
 
     def update(
         self, connection: sa.Connection, target: _Target, row: _Row, value: Mapping[str, Any]
@@ -272,8 +295,226 @@ def _paths_of(value: dict[str, Any] | str | None) -> list[str]:
     files = value.get("files")
     if isinstance(files, list) and files:
         return [str(p) for p in files]
-    path = value.get("path")
-    return [str(path)] if path else []
+    return list(owned_paths(value))
+
+
+# == adopt ====================================================================================
+@dataclass(frozen=True)
+class AdoptionIssue:
+    """A value adoption could not register (the row is left as it is)."""
+
+    #: ``'table.column'``.
+    column: str
+    #: The row's primary key, as ``{column name: value}``.
+    row: dict[str, Any]
+    #: What is wrong, e.g. ``"storage 'old' is not configured"``.
+    reason: str
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.row.items())
+        return f"{self.column}, row {shown}: {self.reason}"
+
+
+@dataclass
+class AdoptionProgress:
+    """What :func:`adopt_column` (or :func:`adopt_files`) has done so far: given to the
+    progress callback after each batch, and returned at the end."""
+
+    #: ``'table.column'`` being adopted.
+    column: str
+    #: Rows with a value in the column when the run started.
+    total_rows: int
+    #: Rows read so far (in this run; an adoption resumed counts from where it resumed).
+    rows_scanned: int = 0
+    #: Rows whose files are now all in the registry.
+    rows_adopted: int = 0
+    #: Paths registered for a row (a file two rows share counts twice).
+    files_attached: int = 0
+    #: Values that could not be registered, each with table, primary key and reason.
+    issues: list[AdoptionIssue] = field(default_factory=list)
+    #: Whether the column was adopted already by an earlier run (nothing was read).
+    already_done: bool = False
+    batches: int = 0
+
+
+def adopt_column(
+    bind: Bind,
+    table: str | sa.Table,
+    column: str,
+    *,
+    batch_size: int = 500,
+    restart: bool = False,
+    check_files: bool = True,
+    progress: Callable[[AdoptionProgress], None] | None = None,
+) -> AdoptionProgress:
+    """Register the files that the rows of ``table.column`` use in the file registry.
+
+    For rows written before the registry existed (an upgraded sa_depot database, a filedepot
+    database) or by raw SQL. Until its files are adopted, a row that lets go of a file leaves
+    it to the collector, since nothing proves that no other row shares it; afterwards the
+    lifecycle removes a file as soon as its last row lets go of it (see docs/orm.md).
+
+    Rows are read in primary key order, ``batch_size`` at a time, each batch locked, adopted
+    and committed in a transaction of its own (or, given a Connection inside a transaction,
+    such as Alembic's ``op.get_bind()``, all in that transaction). How far it got is recorded
+    in ``sa_depot_adoptions``: an interrupted run resumes after the last batch committed, and
+    a finished column is skipped unless ``restart`` is true (run with ``restart=True`` after
+    raw SQL wrote more rows). Registering is idempotent: a row adopted twice is recorded once.
+
+    A value that cannot be registered (text that is not JSON, a path into a storage that is
+    not configured, a path to a file that does not exist when ``check_files`` is true, a file
+    whose removal is journaled) is reported as an :class:`AdoptionIssue`; the rest of the row
+    and the other rows go on. Nothing is deleted or changed in the rows.
+
+    :param table: the table's name (or a :class:`~sqlalchemy.Table`, for its name and schema).
+    :param check_files: ask each storage whether each file exists (one request per file).
+    :param progress: called with an :class:`AdoptionProgress` after each batch. An exception
+        it raises stops the run after that batch; run again to resume.
+    :raises MigrationError: the table or column does not exist, or has no primary key.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
+    database = _Database(bind)
+    target = database.target(table, column)
+    with database.transaction() as connection:
+        ensure_schema(connection)
+        done = connection.execute(
+            sa.select(adoptions.c.last_row_key, adoptions.c.finished).where(
+                adoptions.c.table_name == target.table.fullname,
+                adoptions.c.column_name == target.column.name,
+            )
+        ).first()
+    state = AdoptionProgress(column=target.name, total_rows=database.count(target))
+    if done is not None and done.finished and not restart:
+        state.already_done = True
+        return state
+    last: tuple[Any, ...] | None = None
+    if done is not None and done.last_row_key and not restart:
+        last = tuple(json.loads(done.last_row_key))
+    while True:
+        with database.transaction() as connection:
+            rows = database.page(connection, target, last, batch_size, lock=True)
+            for row in rows:
+                _adopt_row(connection, target, row, check_files, state)
+            if rows:
+                last = rows[-1].key
+            _record_adoption(connection, target, last, len(rows), finished=len(rows) < batch_size)
+        state.rows_scanned += len(rows)
+        state.batches += 1
+        if progress is not None:
+            progress(state)
+        if len(rows) < batch_size:
+            return state
+
+
+def adopt_files(
+    bind: Bind,
+    metadata: Any,
+    *,
+    batch_size: int = 500,
+    restart: bool = False,
+    check_files: bool = True,
+    progress: Callable[[AdoptionProgress], None] | None = None,
+) -> list[AdoptionProgress]:
+    """:func:`adopt_column` for every ``UploadedFileField`` column of ``metadata`` (a
+    MetaData, declarative base, registry, Table, or a list of them), one after the other."""
+    from sa_depot.database.collector import file_columns
+
+    return [
+        adopt_column(
+            bind,
+            column.table,
+            column.name,
+            batch_size=batch_size,
+            restart=restart,
+            check_files=check_files,
+            progress=progress,
+        )
+        for column in file_columns(metadata)
+        if isinstance(column.table, sa.Table)
+    ]
+
+
+def _adopt_row(
+    connection: sa.Connection,
+    target: _Target,
+    row: _Row,
+    check_files: bool,
+    state: AdoptionProgress,
+) -> None:
+    def issue(reason: str) -> None:
+        named = {c.name: v for c, v in zip(target.key, row.key, strict=True)}
+        state.issues.append(AdoptionIssue(target.name, named, reason))
+
+    try:
+        value = _parse(target, row)
+    except MigrationError as exc:
+        issue(str(exc).removeprefix(target.where(row.key)).strip())
+        return
+    paths = [p for p in _paths_of(value) if p]
+    good: list[str] = []
+    for path in paths:
+        if not is_path(path):
+            issue(f"{path!r} is not a 'storage/file_id' path")
+            continue
+        storage_name, file_id = split_path(path)
+        try:
+            storage = DepotManager.get(storage_name)
+        except DepotError:
+            issue(f"{path}: storage {storage_name!r} is not configured")
+            continue
+        if check_files:
+            try:
+                exists = storage.exists(file_id)
+            except DepotError as exc:
+                issue(f"{path}: {exc}")
+                continue
+            if not exists:
+                issue(f"{path}: the file does not exist in storage {storage_name!r}")
+                continue
+        good.append(path)
+    doomed = set(registry.journaled(connection, registry.canonical(good)))
+    for path in good:
+        if canonical_path(path) in doomed:
+            issue(f"{path}: its removal is journaled (a transaction let go of it)")
+    good = [p for p in good if canonical_path(p) not in doomed]
+    if good:
+        ref = registry.RowRef(target.table.fullname, target.column.name, registry.row_key(row.key))
+        registry.attach(connection, ref, good)
+        state.files_attached += len(good)
+    if len(good) == len(paths):
+        state.rows_adopted += 1
+
+
+def _record_adoption(
+    connection: sa.Connection,
+    target: _Target,
+    last: tuple[Any, ...] | None,
+    rows: int,
+    *,
+    finished: bool,
+) -> None:
+    where = (
+        adoptions.c.table_name == target.table.fullname,
+        adoptions.c.column_name == target.column.name,
+    )
+    values = {
+        "last_row_key": None if last is None else registry.row_key(last),
+        "finished": finished,
+        "updated_at": utcnow(),
+    }
+    updated = connection.execute(
+        adoptions.update().where(*where).values(rows=adoptions.c.rows + rows, **values)
+    )
+    if updated.rowcount == 0:
+        connection.execute(
+            adoptions.insert().values(
+                table_name=target.table.fullname,
+                column_name=target.column.name,
+                rows=rows,
+                **values,
+            )
+        )
 
 
 # == convert_column ===========================================================================
@@ -353,17 +594,17 @@ def _complete(
     elif value.get("file_id"):
         path = str(value["file_id"])
         if value.get("depot_name"):
-            path = f"{value['depot_name']}/{path}"
+            path = join_path(str(value["depot_name"]), path)
     else:
         raise MigrationError(f"{where} holds a descriptor without 'path' nor 'file_id'")
-    if "/" not in path:
+    if not is_path(path):
         if default_storage is None:
             raise MigrationError(
                 f"{where} holds the bare file id {path!r}: pass storage='<name>' to say "
                 "which storage holds such files"
             )
-        path = f"{default_storage}/{path}"
-    storage_name, file_id = path.split("/", 1)
+        path = join_path(default_storage, path)
+    storage_name, file_id = split_path(path)
     try:
         storage = DepotManager.get(storage_name)
         with storage.get(file_id) as stored:
@@ -402,9 +643,9 @@ def _derivatives(descriptor: Mapping[str, Any], original: str) -> list[str]:
     for key, value in descriptor.items():
         if not key.endswith("_path") or not isinstance(value, str) or value == original:
             continue
-        storage_name, _, file_id = value.partition("/")
-        if not storage_name or not file_id or value in found:
+        if not is_path(value) or value in found:
             continue
+        storage_name, file_id = split_path(value)
         try:
             if DepotManager.get(storage_name).exists(file_id):
                 found.append(value)
@@ -472,12 +713,11 @@ def move_files(
     destination = DepotManager.get(target)
     if source_name == DepotManager.resolve_alias(target):
         raise ConfigurationError(f"source {source!r} and target {target!r} are the same storage")
-    use_journal = _journal_enabled()
+    use_journal = settings.journal
     database = _Database(bind)
     where = database.target(table, column)
-    if use_journal:
-        with database.transaction() as connection:
-            journal.ensure_journal(connection)
+    with database.transaction() as connection:
+        ensure_schema(connection)
     state = MoveProgress(total_rows=database.count(where))
     for rows in database.batches(where, batch_size):
         plan = _plan_moves(database, where, rows, source_name, target, destination)
@@ -576,7 +816,12 @@ def _apply_moves(
         if database.update(connection, where, row, new_value):
             moved += 1
             referenced.update(c.new_path for c in copies)
-            old_files.extend(c.old_path for c in copies)
+            ref = registry.RowRef(
+                where.table.fullname, where.column.name, registry.row_key(row.key)
+            )
+            released = registry.detach(connection, ref, [c.old_path for c in copies])
+            registry.register_new(connection, ref, [c.new_path for c in copies])
+            old_files.extend(released.released + released.unregistered)
         else:
             orphaned.extend(copies)
             referenced.update(_paths_of(_current_value(database, connection, where, row)))
@@ -594,14 +839,8 @@ def _current_value(
     return None if current is None else _parse(where, _Row(row.key, current))
 
 
-def _journal_enabled() -> bool:
-    from sa_depot.fields import lifecycle
-
-    return lifecycle.settings.journal
-
-
 def _storage_of(path: str) -> str:
-    return DepotManager.resolve_alias(path.split("/", 1)[0])
+    return DepotManager.resolve_alias(storage_of(path))
 
 
 def _copy_verified(
@@ -610,7 +849,7 @@ def _copy_verified(
     """Copy the file at ``path`` to ``destination`` (same id if it accepts it) with
     :func:`~sa_depot.io.copy.copy_file`, checking the copy against ``expected`` (the row's
     checksum), else the source file's. A right copy left by an interrupted run is reused."""
-    storage_name, file_id = DepotManager.split_path(path)
+    storage_name, file_id = split_path(path)
     new_id = None if destination.is_valid_id(file_id) else destination.new_file_id()
     try:
         copied = copy_file(
@@ -642,7 +881,7 @@ def _moved_descriptor(
 ) -> dict[str, Any]:
     """``value`` with every moved path (and, when ids changed, file id) replaced."""
     new_paths = {c.old_path: c.new_path for c in copies}
-    new_ids = {c.old_path.split("/", 1)[1]: c.new_id for c in copies}
+    new_ids = {split_path(c.old_path)[1]: c.new_id for c in copies}
     new_ids = {old: new for old, new in new_ids.items() if old != new}
 
     def rewrite(item: Any) -> Any:
@@ -680,6 +919,10 @@ def _remove_journaled(database: _Database, paths: list[str], use_journal: bool) 
 
 __all__ = [
     "DESCRIPTOR_KEYS",
+    "AdoptionIssue",
+    "AdoptionProgress",
+    "adopt_column",
+    "adopt_files",
     "ConversionProgress",
     "MigrationError",
     "MoveProgress",

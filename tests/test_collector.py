@@ -19,8 +19,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from sa_depot import schema
 from sa_depot.collector import CollectorError, collect, load_metadata, parse_duration
+from sa_depot.database import journal
 from sa_depot.exceptions import ConfigurationError, StorageNotFound
-from sa_depot.fields import journal, lifecycle
+from sa_depot.fields import lifecycle
 from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.local import LocalFileStorage
@@ -319,7 +320,7 @@ def test_works_inside_a_callers_connection(app: App) -> None:
 
 def test_load_metadata_and_parse_duration() -> None:
     tables = load_metadata("sa_depot.schema:metadata")
-    assert [t.name for t in tables] == ["sa_depot_pending_removals"]
+    assert "sa_depot_pending_removals" in [t.name for t in tables]
     with pytest.raises(ConfigurationError, match="package.module:attribute"):
         load_metadata("no_colon")
     with pytest.raises(ConfigurationError, match="cannot import"):

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from sa_depot.manager import DepotManager
-
-if TYPE_CHECKING:
-    from sa_depot.fields.upload import UploadedFile
 
 
 class DepotFileInfo(dict[str, Any]):
@@ -49,7 +46,7 @@ class DepotFileInfo(dict[str, Any]):
             try:
                 self.process_content(content)
                 for file_filter in filters:
-                    file_filter.on_save(self)  # type: ignore[arg-type]
+                    file_filter.on_save(self)
             except BaseException:
                 self.abort()
                 raise
@@ -61,6 +58,19 @@ class DepotFileInfo(dict[str, Any]):
     ) -> None:
         """Store ``content`` in the storage named by ``self['depot_name']`` and fill in the
         descriptor (which is writable here)."""
+        raise NotImplementedError
+
+    def store_content(
+        self, content: Any, filename: str | None = None, content_type: str | None = None
+    ) -> tuple[str, str]:
+        """Store ``content`` (a derivative, during :meth:`process_content` or a filter's
+        :meth:`FileFilter.on_save`) as one more file this descriptor owns; return
+        ``(file_id, path)``."""
+        raise NotImplementedError
+
+    @property
+    def file(self) -> Any:
+        """The stored file, open for reading (a :class:`~sa_depot.io.interfaces.StoredFile`)."""
         raise NotImplementedError
 
     def loaded(self) -> None:
@@ -150,7 +160,7 @@ class FileFilter(abc.ABC):
     """
 
     @abc.abstractmethod
-    def on_save(self, uploaded_file: UploadedFile) -> None:
+    def on_save(self, uploaded_file: DepotFileInfo) -> None:
         """Process a freshly stored file (the descriptor is writable during this call)."""
 
 

@@ -18,8 +18,8 @@ The descriptor is stored as JSON: ``JSONB`` on PostgreSQL, ``JSON`` on MySQL and
 text elsewhere. Values written by filedepot (JSON text in a ``VARCHAR``/``TEXT`` column) load
 as they are.
 
-Creating the type installs the session lifecycle (:mod:`sa_depot.fields.lifecycle`) for the
-mappers that use it; importing this module installs nothing.
+Creating the type installs the session lifecycle (:mod:`sa_depot.orm`) for the mappers that
+use it; importing this module installs nothing.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from sa_depot.exceptions import FileDiscarded, UnsupportedContent
 from sa_depot.fields.interfaces import FileFilter
-from sa_depot.fields.ownership import UploadState, lock
 from sa_depot.fields.upload import UploadedFile
+from sa_depot.orm.install import watch_mappers
 
 _NATIVE_JSON = {"postgresql", "mysql"}  # MariaDB reports itself as "mysql"
 
@@ -53,6 +53,8 @@ class UploadedFileField(TypeDecorator[UploadedFile]):
 
     impl = sa.Text
     cache_ok = True
+    #: Marks the type for the lifecycle (:class:`sa_depot.orm.mapped.FileField`).
+    sa_depot_file_field = True
 
     def __init__(
         self,
@@ -66,9 +68,7 @@ class UploadedFileField(TypeDecorator[UploadedFile]):
         self.filters = tuple(filters)
         self.upload_type = upload_type
         self.upload_storage = upload_storage
-        from sa_depot.fields import lifecycle  # the lifecycle needs this module: import late
-
-        lifecycle.watch_mappers()
+        watch_mappers()
 
     # -- storing content ---------------------------------------------------------------------
     def upload(self, content: Any) -> UploadedFile:
@@ -79,6 +79,10 @@ class UploadedFileField(TypeDecorator[UploadedFile]):
         """Store a copy of the file ``uploaded`` describes (derivatives are made anew)."""
         with uploaded.file as stored:
             return self.upload(stored)
+
+    def from_descriptor(self, value: Mapping[str, Any]) -> UploadedFile:
+        """Wrap an existing descriptor (a loaded row's dict) without storing anything."""
+        return self.upload_type(value)
 
     # -- SQL ---------------------------------------------------------------------------------
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
@@ -92,7 +96,9 @@ class UploadedFileField(TypeDecorator[UploadedFile]):
         if value is None:
             return None
         if isinstance(value, UploadedFile):
-            _hand_over(value)
+            record = value.lifecycle
+            if record is not None and record.discarded:
+                raise FileDiscarded(record.path)
             data: dict[str, Any] = dict(value)
         elif isinstance(value, Mapping):
             data = dict(value)
@@ -132,24 +138,6 @@ class UploadedFileField(TypeDecorator[UploadedFile]):
         if self.upload_storage is None:
             return f"{type(self).__name__}()"
         return f"{type(self).__name__}(upload_storage={self.upload_storage!r})"
-
-
-def _hand_over(value: UploadedFile) -> None:
-    """A descriptor is being written to the database.
-
-    Raise if its files are gone. A fresh upload that no session answers for is being written
-    by a Core statement (or a bulk method that skips the ORM events): from now on it is the
-    collector's business, not the garbage collector's.
-    """
-    record = value.lifecycle
-    if record is None:
-        return
-    if record.state is UploadState.DISCARDED:
-        raise FileDiscarded(record.path)
-    if record.state is UploadState.PENDING and record.ledger is None:
-        with lock:
-            if record.state is UploadState.PENDING and record.ledger is None:
-                record.mark_saved()
 
 
 __all__ = ["UploadedFileField"]

@@ -39,11 +39,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sa_depot import descriptor
 from sa_depot.exceptions import ConfigurationError
 from sa_depot.fields.interfaces import DepotFileInfo
-from sa_depot.fields.ownership import UploadRecord, remove_paths
 from sa_depot.io.interfaces import FileInfo, FileStorage, StoredFile, parse_timestamp, utcnow
-from sa_depot.manager import DepotManager
+from sa_depot.manager import DepotManager, remove_paths
+from sa_depot.orm.records import UploadRecord
 
 #: filedepot's format of ``uploaded_at``.
 UPLOADED_AT_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -91,7 +92,7 @@ class UploadedFile(DepotFileInfo):
         self, content: Any, filename: str | None, content_type: str | None
     ) -> tuple[FileInfo, str]:
         info = self.depot.store(content, filename, content_type)  # no read-back needed
-        path = f"{self['depot_name']}/{info.file_id}"
+        path = descriptor.join_path(self["depot_name"], info.file_id)
         self._files_list().append(path)
         return info, path
 
@@ -111,13 +112,9 @@ class UploadedFile(DepotFileInfo):
         remove_paths(self.get("files") or ())
 
     def loaded(self) -> None:
-        path = self.get("path")
-        if isinstance(path, str) and "/" in path:
-            if not self.get("depot_name"):
-                dict.__setitem__(self, "depot_name", path.split("/", 1)[0])
-            if not self.get("files"):
-                dict.__setitem__(self, "files", (path,))
-        dict.__setitem__(self, "files", tuple(self.get("files") or ()))
+        completed = dict(self)
+        descriptor.complete_loaded(completed)
+        dict.update(self, completed)
 
     # -- the descriptor ----------------------------------------------------------------------
     @property
@@ -210,7 +207,7 @@ def url_for_path(path: str, saved: object = None) -> str:
     ``saved``, a URL an old row stored (filedepot saved ``_public_url`` and ``*_url``), is
     the last resort, when no middleware is configured: it may have expired.
     """
-    storage_name, file_id = DepotManager.split_path(path)
+    storage_name, file_id = descriptor.split_path(path)
     public = DepotManager.get(storage_name).public_url(file_id)
     if public:
         return public

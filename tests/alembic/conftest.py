@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from sa_depot.fields import lifecycle, ownership
+from sa_depot.fields import lifecycle
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
+from sa_depot.orm import records as ownership
 
 
 def unique(prefix: str) -> str:

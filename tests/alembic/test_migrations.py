@@ -17,8 +17,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import sa_depot.alembic
+from sa_depot.database import journal, provision, registry
 from sa_depot.exceptions import ConfigurationError
-from sa_depot.fields import journal
+from sa_depot.io.interfaces import utcnow
 from sa_depot.schema import metadata, pending_removals
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,54 @@ def test_upgrade_creates_the_journal_as_declared_and_downgrade_drops_it(
     assert sa_depot.alembic.current(engine) is None
     sa_depot.alembic.upgrade(engine)  # and back up again
     assert sa_depot.alembic.current(engine) == sa_depot.alembic.head()
+
+
+def test_the_registry_revision_upgrades_and_downgrades_a_database_with_data(
+    engine: sa.Engine,
+) -> None:
+    """From the journal-only schema (sa_depot_0001), with journal rows in it, to the file
+    registry and back: the journal rows survive both ways."""
+    sa_depot.alembic.upgrade(engine, "sa_depot_0001")
+    kept = "old/1c7b2a3e-5d6f-4a8b-9c0d-1e2f3a4b5c6d"
+    with engine.begin() as connection:
+        connection.execute(
+            pending_removals.insert().values(
+                path=kept, storage="old", scheduled_at=utcnow(), attempts=0
+            )
+        )
+    assert "sa_depot_files" not in sa.inspect(engine).get_table_names()
+
+    sa_depot.alembic.upgrade(engine)
+    assert sa_depot.alembic.current(engine) == "sa_depot_0002"
+    with engine.connect() as connection:
+        assert differences(connection) == []
+    assert [p.path for p in journal.pending(engine)] == [kept]
+    ref = registry.RowRef("documents", "content", registry.row_key([1]))
+    with engine.begin() as connection:
+        registry.register_new(connection, ref, ["old/9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"])
+    with engine.connect() as connection:
+        assert registry.users_of(connection, ["old/9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"])
+
+    sa_depot.alembic.downgrade(engine, "sa_depot_0001")
+    names = set(sa.inspect(engine).get_table_names())
+    assert not names & {"sa_depot_files", "sa_depot_attachments", "sa_depot_adoptions"}
+    assert [p.path for p in journal.pending(engine)] == [kept]
+    sa_depot.alembic.downgrade(engine, "base")
+
+
+def test_the_registry_revision_accepts_tables_the_lifecycle_created(engine: sa.Engine) -> None:
+    """An application upgraded sa_depot, and its lifecycle created the new tables before
+    anybody ran the migration: the migration then upgrades without complaint."""
+    sa_depot.alembic.upgrade(engine, "sa_depot_0001")
+    provision.forget()
+    with engine.begin() as connection:
+        provision.ensure_schema(connection)
+    assert "sa_depot_files" in sa.inspect(engine).get_table_names()
+    sa_depot.alembic.upgrade(engine)
+    assert sa_depot.alembic.current(engine) == sa_depot.alembic.head()
+    with engine.connect() as connection:
+        assert differences(connection) == []
+    sa_depot.alembic.downgrade(engine, "base")
 
 
 def test_upgrade_twice_does_nothing_the_second_time(engine: sa.Engine) -> None:

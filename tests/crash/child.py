@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sa_depot.fields import lifecycle
+from sa_depot.orm import ledgers
 from tests.crash.app import App, build
 
 
@@ -30,7 +30,7 @@ def ready_and_wait() -> None:
 
 def block_removals_after_commit(remove_first: int = 0) -> None:
     """Make the lifecycle stop after the commit, before (or in the middle of) the removals."""
-    real: Callable[[Iterable[str]], list[Any]] = getattr(lifecycle, "remove_paths")  # noqa: B009
+    real: Callable[[Iterable[str]], list[Any]] = getattr(ledgers, "remove_paths")  # noqa: B009
 
     def stalled(paths: Iterable[str]) -> list[Any]:
         paths = list(paths)
@@ -38,7 +38,7 @@ def block_removals_after_commit(remove_first: int = 0) -> None:
         ready_and_wait()
         return []
 
-    setattr(lifecycle, "remove_paths", stalled)  # noqa: B010 - patched in this child only
+    setattr(ledgers, "remove_paths", stalled)  # noqa: B010 - patched in this child only
 
 
 class StallingStream(io.RawIOBase):

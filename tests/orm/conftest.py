@@ -33,11 +33,13 @@ from sqlalchemy.orm import (
 )
 
 from sa_depot import schema
-from sa_depot.fields import lifecycle, ownership
+from sa_depot.database import provision
+from sa_depot.fields import lifecycle
 from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
+from sa_depot.orm import records
 
 StorageConfig = Callable[[Path], dict[str, str]]
 
@@ -99,8 +101,9 @@ def depot(tmp_path: Path) -> Depot:
 @pytest.fixture(autouse=True)
 def _fresh_lifecycle() -> Iterator[None]:
     yield
-    ownership.remove_abandoned()
+    records.remove_abandoned()
     lifecycle.configure(journal=True)
+    provision.forget()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -173,9 +176,9 @@ def engine(db_url: str, _server_databases: dict[str, ServerDatabase]) -> Iterato
         if database.models is not None:
             for table in reversed(database.models.Base.metadata.sorted_tables):
                 conn.execute(table.delete())
-        if not sa.inspect(conn).has_table(schema.pending_removals.name):  # a test dropped it
-            schema.metadata.create_all(conn)
-        conn.execute(schema.pending_removals.delete())
+        schema.metadata.create_all(conn)  # a test may have dropped some
+        for table in schema.metadata.sorted_tables:
+            conn.execute(table.delete())
 
 
 def unique(prefix: str) -> str:

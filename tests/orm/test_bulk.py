@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from sa_depot.exceptions import UnsupportedContent
-from sa_depot.fields.ownership import remove_abandoned
 from sa_depot.fields.upload import UploadedFile
+from sa_depot.orm.records import remove_abandoned
 from sa_depot.schema import pending_removals
 from tests.orm.conftest import Depot, Models
 

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sa_depot.fields import lifecycle
 from sa_depot.fields.upload import UploadedFile
+from sa_depot.orm import bulk
 from tests.orm.conftest import Depot, Models
 
 
@@ -104,7 +104,7 @@ def test_many_rows_are_named_in_the_sql_rather_than_bound(
 ) -> None:
     """Past MAX_BOUND_KEYS primary keys (databases cap the parameters of a statement), the keys
     are rendered into the statement; it still touches exactly the selected rows."""
-    monkeypatch.setattr(lifecycle, "MAX_BOUND_KEYS", 2)
+    monkeypatch.setattr(bulk, "MAX_BOUND_KEYS", 2)
     with Session(engine) as session:
         session.add_all([models.Document(name=f"a{i}", content=b"a") for i in range(5)])
         session.add(models.Document(name="b", content=b"b"))

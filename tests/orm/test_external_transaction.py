@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sa_depot.fields import journal
+from sa_depot.database import journal
 from sa_depot.schema import pending_removals
 from tests.orm.conftest import Depot, Models
 

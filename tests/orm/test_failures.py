@@ -4,6 +4,7 @@ commit still succeeds and the journal keeps the files for the collector."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from sa_depot.exceptions import ConfigurationError, StorageError
-from sa_depot.fields import journal, lifecycle
+from sa_depot import schema
+from sa_depot.database import journal
+from sa_depot.exceptions import StorageError
+from sa_depot.fields import lifecycle
 from sa_depot.fields.interfaces import FileFilter
 from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
@@ -167,21 +170,49 @@ def test_a_rollback_whose_cleanup_fails_does_not_raise(
     assert len(stored(flaky)) == 1
 
 
-def test_a_missing_journal_table_is_a_clear_error_unless_the_journal_is_off(
-    engine: sa.Engine, Document: Any, flaky: FlakyStorage
+@pytest.mark.parametrize("journal_on", [True, False], ids=["journal", "no_journal"])
+def test_a_database_without_sa_depots_tables_gets_them_on_first_need(
+    engine: sa.Engine,
+    Document: Any,
+    flaky: FlakyStorage,
+    journal_on: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    pending_removals.drop(engine)
-    engine = sa.create_engine(engine.url)  # a new Engine: the table's presence is cached per Engine
-    with Session(engine) as session:
+    """A filedepot application that only renamed its imports never created sa_depot's tables:
+    its edits and deletes work all the same, the tables are created the first time they are
+    needed, and a warning names them and how to manage them."""
+    schema.metadata.drop_all(engine)
+    engine = sa.create_engine(engine.url)  # a new Engine: the tables' presence is cached per Engine
+    lifecycle.configure(journal=journal_on)
+    with caplog.at_level(logging.WARNING, logger="sa_depot"):
+        with Session(engine) as session:
+            doc = Document(content=b"old")
+            session.add(doc)
+            session.commit()
+            old = doc.content.file_id
+            doc.content = b"new"
+            session.commit()
+            assert stored(flaky) == {doc.content.file_id}
+            assert old not in stored(flaky)
+            session.delete(doc)
+            session.commit()
+            assert stored(flaky) == set()
+    created = [r.getMessage() for r in caplog.records if "sa_depot created its tables" in r.message]
+    assert len(created) == 1, created  # once, not per transaction
+    assert "sa_depot_files" in created[0] and "create_all(engine)" in created[0]
+    names = sa.inspect(engine).get_table_names()
+    assert {t.name for t in schema.metadata.sorted_tables} <= set(names)
+    engine.dispose()
+
+
+def test_a_database_with_sa_depots_tables_warns_nothing(
+    engine: sa.Engine, Document: Any, flaky: FlakyStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="sa_depot"), Session(engine) as session:
         doc = Document(content=b"old")
         session.add(doc)
-        session.commit()  # nothing to remove yet: no journal needed
-        doc.content = b"new"
-        with pytest.raises(ConfigurationError, match=r"create_all\(engine\)"):
-            session.commit()
-        session.rollback()
-        lifecycle.configure(journal=False)
+        session.commit()
         doc.content = b"new"
         session.commit()
         assert stored(flaky) == {doc.content.file_id}
-    engine.dispose()
+    assert not [r for r in caplog.records if "created its tables" in r.message]

@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry
 
 from sa_depot.exceptions import UnsupportedContent
-from sa_depot.fields.ownership import remove_abandoned
 from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
+from sa_depot.migrate import adopt_files
+from sa_depot.orm.records import remove_abandoned
 from tests.orm.conftest import Depot, Models, unique
 
 
@@ -98,11 +99,19 @@ def test_rows_written_by_filedepot_load_and_can_be_replaced(
             assert content.content_length is None and content.checksum is None
             assert content.uploaded_at.isoformat() == "2020-01-02T03:04:05+00:00"
             assert depot.read(content) == b"legacy bytes"
+            # Not adopted: the old file is left to the collector (another row might use it).
             row.content = b"new bytes"
             session.commit()
             session.expire_all()
             assert depot.read(row.content) == b"new bytes"
-            assert depot.stored() == set(row.content.files)
+            assert depot.stored() == {*row.content.files, f"default/{file_id}"}
+            # Adopted, a replaced file goes with the commit.
+            adopt_files(engine, legacy_table, restart=True)
+            newer = row.content.files
+            row.content = b"newer bytes"
+            session.commit()
+            assert depot.stored() == {*row.content.files, f"default/{file_id}"}
+            assert not set(newer) & depot.stored()
     finally:
         Base.registry.dispose()
 
@@ -226,21 +235,26 @@ def test_type_is_cacheable_and_renders_for_migrations() -> None:
 def test_nothing_is_installed_at_import_and_uninstall_removes_everything() -> None:
     script = textwrap.dedent(
         """
+        import sqlalchemy as sa
         from sqlalchemy import event
         from sqlalchemy.orm import Mapper, Session
         import sa_depot, sa_depot.fields.sqlalchemy, sa_depot.fields.lifecycle as lifecycle
         from sa_depot.fields.upload import UploadedFile
+        from sa_depot.orm import core_statements, install, session_events
 
         def installed():
-            return event.contains(Session, "after_transaction_end",
-                                  lifecycle._on_after_transaction_end)
+            return [
+                event.contains(Session, "after_transaction_end",
+                               session_events.on_after_transaction_end),
+                event.contains(Mapper, "mapper_configured", install._on_mapper_configured),
+                event.contains(sa.Engine, "after_execute", core_statements.on_after_execute),
+            ]
 
-        assert not installed()
-        assert not event.contains(Mapper, "mapper_configured", lifecycle._on_mapper_configured)
+        assert installed() == [False, False, False]
         sa_depot.fields.sqlalchemy.UploadedFileField()
-        assert installed()
+        assert installed() == [True, True, True]
         lifecycle.uninstall()
-        assert not installed()
+        assert installed() == [False, False, False]
         print("ok")
         """
     )

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, defer
 
 from sa_depot.exceptions import FileDiscarded
-from sa_depot.fields.ownership import remove_abandoned
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.utils import FileIntent
+from sa_depot.orm.records import remove_abandoned
 from sa_depot.schema import pending_removals
 from tests.orm.conftest import Depot, Models
 

@@ -1,23 +1,33 @@
-"""Rows that already share a stored file (written by filedepot, or copied by raw SQL): replacing
-or deleting one of them keeps the file while another committed row references it, and removes it
-with the last one (guarantee 5). The ORM itself never makes two rows share a file (see
-test_sharing.py)."""
+"""Rows that already share a stored file (written through Core, by filedepot, or copied by raw
+SQL): replacing or deleting one of them keeps the file while another committed row references
+it, and removes it with the last one (guarantee 5). The ORM itself never makes two rows share a
+file (see test_sharing.py).
+
+Rows written through Core with the field type join the file registry as they are written. Rows
+written by raw SQL or filedepot join it when adopted (``sa_depot.migrate.adopt_files``); until
+then, a row letting go of such a file leaves it to the collector, since nothing proves that no
+other row uses it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from sa_depot.collector import collect
 from sa_depot.fields import lifecycle
 from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
+from sa_depot.migrate import adopt_files
 from sa_depot.schema import pending_removals
 from tests.orm.conftest import Depot, Models, unique
+
+LATER = datetime.now(timezone.utc) + timedelta(days=2)  # every file is past the grace period
 
 
 def journal_paths(engine: sa.Engine) -> list[str]:
@@ -103,7 +113,7 @@ def other_files(engine: sa.Engine, models: Models, shared: str) -> set[str]:
 
 
 @pytest.mark.parametrize("change", CHANGES)
-@pytest.mark.parametrize("written_by", ["core", "filedepot_text"])
+@pytest.mark.parametrize("written_by", ["core", "filedepot_text_adopted"])
 def test_a_shared_file_stays_until_no_row_references_it(
     engine: sa.Engine, models: Models, depot: Depot, change: str, written_by: str
 ) -> None:
@@ -113,6 +123,8 @@ def test_a_shared_file_stays_until_no_row_references_it(
         insert_sharing(engine, models, dict(UploadedFile(descriptor)))
     else:
         insert_sharing_by_raw_sql(engine, models, json.dumps(descriptor))
+        [report] = adopt_files(engine, models.Document.__table__)
+        assert report.rows_adopted == 2 and not report.issues
 
     with Session(engine) as session:
         CHANGES[change](session, models, "a")
@@ -129,6 +141,27 @@ def test_a_shared_file_stays_until_no_row_references_it(
     assert shared not in depot.stored()
     assert depot.stored() == other_files(engine, models, shared)
     assert journal_paths(engine) == []
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_files_of_rows_not_adopted_are_left_to_the_collector(
+    engine: sa.Engine, models: Models, depot: Depot, change: str
+) -> None:
+    """Raw SQL wrote two rows sharing a file, and nobody adopted them: neither row letting go
+    removes the file (the registry cannot tell whether another row uses it); the collector,
+    which reads the columns, removes it once no row references it."""
+    descriptor = filedepot_descriptor(depot, b"shared bytes")
+    shared = descriptor["path"]
+    insert_sharing_by_raw_sql(engine, models, json.dumps(descriptor))
+    for name in ("a", "b"):
+        with Session(engine) as session:
+            CHANGES[change](session, models, name)
+            session.commit()
+        assert shared in depot.stored()
+    assert journal_paths(engine) == []
+    report = collect(engine, models.Base.metadata, now=LATER)
+    assert report.orphans == [shared]
+    assert depot.stored() == other_files(engine, models, shared)
 
 
 def test_rows_sharing_a_file_deleted_together_remove_it(
@@ -165,62 +198,18 @@ def test_a_reference_from_another_file_column_keeps_the_file(
         assert depot.read(attachment.file) == b"shared bytes"
 
 
-def test_one_check_query_per_file_column_whatever_the_number_of_files(
+def test_check_references_is_accepted_and_sharing_stays_safe(
     engine: sa.Engine, models: Models, depot: Depot
 ) -> None:
-    with Session(engine) as session:
-        session.add_all([models.Document(name=f"d{i}", content=b"x") for i in range(6)])
-        session.commit()
-    table = models.Document.__tablename__
-    checks: list[str] = []
-
-    def count_checks(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "LIKE" in statement and f"FROM {table}" in statement:
-            checks.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", count_checks)
-    try:
-        with Session(engine) as session:
-            session.execute(sa.delete(models.Document))
-            session.commit()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count_checks)
-    assert len(checks) == 1
-    assert depot.stored() == set()
-
-
-def test_check_references_false_skips_the_check(
-    engine: sa.Engine, models: Models, depot: Depot
-) -> None:
+    """``configure(check_references=False)`` turned off the scan that the registry replaced:
+    it is still accepted, and no longer makes sharing unsafe."""
     descriptor = filedepot_descriptor(depot, b"shared bytes")
     insert_sharing(engine, models, descriptor)
     lifecycle.configure(check_references=False)
-    try:
-        with Session(engine) as session:
-            bulk_delete(session, models, "a")
-            session.commit()
-    finally:
-        lifecycle.configure(check_references=True)
-    assert descriptor["path"] not in depot.stored()  # the price of turning the check off
-
-
-def test_a_failing_check_removes_nothing_and_leaves_the_journal_to_the_collector(
-    engine: sa.Engine, models: Models, depot: Depot, monkeypatch: pytest.MonkeyPatch
-) -> None:
     with Session(engine) as session:
-        session.add(models.Document(name="a", content=b"old"))
+        bulk_delete(session, models, "a")
         session.commit()
-    old = set(depot.stored())
-
-    def unreachable(*args: object) -> set[str]:
-        raise sa.exc.OperationalError("SELECT ...", {}, ConnectionError("server gone"))
-
-    monkeypatch.setattr(lifecycle, "referenced_paths", unreachable)
-    with Session(engine) as session:
-        by_name(session, models, "a").content = b"new"
-        session.commit()  # succeeds all the same
-    assert old <= depot.stored()
-    assert sorted(journal_paths(engine)) == sorted(old)
+    assert descriptor["path"] in depot.stored()
 
 
 # == a filedepot table: the descriptors are JSON text in a VARCHAR column ======================
@@ -266,6 +255,8 @@ def test_filedepot_rows_sharing_a_varchar_descriptor(
                 sa.text(f"INSERT INTO {legacy.__tablename__} (name, content) VALUES (:n, :c)"),
                 {"n": row, "c": text},
             )
+    [report] = adopt_files(engine, legacy.__table__)
+    assert report.rows_adopted == 2 and report.files_attached == 2
 
     def delete(name: str) -> None:
         with Session(engine) as session:

@@ -13,10 +13,10 @@ import pytest
 
 from sa_depot.exceptions import ConfigurationError
 from sa_depot.fields.interfaces import FileFilter
-from sa_depot.fields.ownership import UploadState, abandoned_count, remove_abandoned
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.utils import FileIntent
 from sa_depot.manager import DepotManager
+from sa_depot.orm.records import UploadState, abandoned_count, remove_abandoned
 from tests.orm.conftest import Depot
 
 

@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from sa_depot.fields.filters.thumbnails import WithThumbnailFilter
-from sa_depot.fields.ownership import remove_abandoned
 from sa_depot.fields.specialized.image import UploadedImageWithThumb
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.boto3 import S3Storage
 from sa_depot.manager import DepotManager
+from sa_depot.orm.records import remove_abandoned
 from tests.s3.conftest import remove_prefix
 from tests.s3server import SeaweedS3
 

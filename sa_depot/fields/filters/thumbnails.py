@@ -19,14 +19,11 @@ import contextlib
 import io
 import shutil
 import tempfile
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from sa_depot.exceptions import ConfigurationError, UnsupportedContent
-from sa_depot.fields.interfaces import FileFilter
+from sa_depot.fields.interfaces import DepotFileInfo, FileFilter
 from sa_depot.io.interfaces import StoredFile
-
-if TYPE_CHECKING:
-    from sa_depot.fields.upload import UploadedFile
 
 #: Files larger than this are spooled to disk, not memory, while Pillow reads them.
 SPOOL_LIMIT = 8 * 1024 * 1024
@@ -73,7 +70,7 @@ def make_thumbnail(
 
 
 def store_thumbnail(
-    uploaded_file: UploadedFile, size: tuple[int, int], image_format: str
+    uploaded_file: DepotFileInfo, size: tuple[int, int], image_format: str
 ) -> tuple[str, str, None]:
     """Make a thumbnail of ``uploaded_file``'s content, store it as one of its files and
     return ``(file_id, path, url)``; ``url``, the value to store under filedepot's ``*_url``
@@ -113,7 +110,7 @@ class WithThumbnailFilter(FileFilter):
     def key_prefix(self) -> str:
         return f"thumb_{self.thumbnail_size[0]}x{self.thumbnail_size[1]}"
 
-    def on_save(self, uploaded_file: UploadedFile) -> None:
+    def on_save(self, uploaded_file: DepotFileInfo) -> None:
         file_id, path, url = store_thumbnail(
             uploaded_file, self.thumbnail_size, self.thumbnail_format
         )

@@ -1,0 +1,335 @@
+"""The file registry: which committed rows use which stored files, answered by key lookups.
+
+Tables :data:`~sa_depot.database.schema.files` (one row per registered file, with its number
+of uses) and :data:`~sa_depot.database.schema.attachments` (one row per row using a file,
+keyed by a hash of the file's path and the row's table, column and primary key). Every
+function here works on a Connection inside the caller's transaction, so that the registry
+changes commit, or roll back, with the row changes they describe.
+
+**Locking order.** Every change to the uses of a file happens while the transaction holds the
+lock of that file's row in ``sa_depot_files`` (``SELECT ... FOR UPDATE`` by primary key), taken
+after the lock of the user's row (which the flush or the statement already holds) and, for
+several files, in path order. So two transactions releasing rows that share a file take turns
+on it: the second waits for the first to commit, then reads the count the first left (a
+locking read sees the latest committed state, at any isolation level) and, if it let go of
+the last use, releases the file. Neither can both keep a file nobody uses (a leak) nor both
+count on the other (the decision is made under the lock). A transaction attaching a file that
+a committed transaction released meanwhile finds the file's row gone and its removal
+journaled, and raises :class:`~sa_depot.exceptions.FileDiscarded`.
+
+Every locking read finds rows by their primary key, so that InnoDB (MySQL, MariaDB) locks the
+rows themselves and not the gaps between index entries, which would make transactions that
+touch unrelated files wait for, and deadlock with, each other. Gaps are locked only where a
+key is probed that may be absent: files the registry does not know yet.
+
+**Files the registry does not know** (rows written before it existed, by filedepot, or by raw
+SQL) are never released by the lifecycle: nothing proves that no other row uses them. They are
+left to the collector, which reads the columns themselves, until an adoption
+(:func:`sa_depot.migrate.adopt_column`) registers them.
+
+Costs: a handful of statements per changed row, each a primary-key lookup of the paths and
+row involved, whatever the number of rows or files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from sa_depot.database.references import canonical_path
+from sa_depot.database.schema import attachments, files, pending_removals
+from sa_depot.descriptor import storage_of
+from sa_depot.exceptions import FileDiscarded
+from sa_depot.io.interfaces import utcnow
+
+#: The row key of an attachment whose row the writer could not identify.
+UNKNOWN_ROW = ""
+
+#: ``IN`` lists are sent in batches of at most this many keys.
+BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class RowRef:
+    """A row's column, as the registry names it."""
+
+    #: The table's full name (``schema.table`` when it has a schema).
+    table: str
+    column: str
+    #: :func:`row_key` of the primary key, or :data:`UNKNOWN_ROW`.
+    key: str
+
+    def attachment_key(self, path: str) -> str:
+        """The primary key of this row's attachment to ``path`` (registry form)."""
+        text = "\0".join((path, self.table, self.column, self.key))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def unknown(self) -> RowRef:
+        """The same column, for rows whose key is unknown."""
+        return RowRef(self.table, self.column, UNKNOWN_ROW)
+
+
+@dataclass
+class Release:
+    """What :func:`detach` found."""
+
+    #: Paths whose last use went: nothing uses them any more; journal their removal.
+    released: list[str] = field(default_factory=list)
+    #: Paths the registry does not know: left to the collector.
+    unregistered: list[str] = field(default_factory=list)
+
+
+def row_key(values: Sequence[Any]) -> str:
+    """The primary key values of a row, as the registry records them (a JSON list)."""
+    return json.dumps([_plain(v) for v in values], separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)  # UUID, Decimal...
+
+
+def canonical(paths: Iterable[str]) -> list[str]:
+    """The registry's paths for ``paths`` (see :func:`canonical_path`), sorted, each once:
+    the order in which their rows are locked."""
+    return sorted({canonical_path(p) for p in paths})
+
+
+def register_new(connection: sa.Connection, ref: RowRef, paths: Iterable[str]) -> None:
+    """Register freshly stored files used by the row ``ref``: files nobody else can know
+    yet (their ids were just made), so no lock is needed. Two plain ``INSERT`` statements."""
+    wanted = canonical(paths)
+    if not wanted:
+        return
+    now = utcnow()
+    connection.execute(
+        files.insert(),
+        [{"path": p, "storage": storage_of(p), "refs": 1, "registered_at": now} for p in wanted],
+    )
+    connection.execute(attachments.insert(), [_attachment(ref, p, now) for p in wanted])
+
+
+def attach(connection: sa.Connection, ref: RowRef, paths: Iterable[str]) -> None:
+    """Record that the row ``ref`` uses files that may be used elsewhere already (a Core
+    statement writing a loaded descriptor, an adoption). Idempotent for a row of known key.
+
+    :raises FileDiscarded: a committed transaction released one of the files meanwhile and
+        its removal is journaled: the row would point at a file about to go.
+    """
+    wanted = canonical(paths)
+    if not wanted:
+        return
+    counts = lock_files(connection, wanted)
+    unknown = [p for p in wanted if p not in counts]
+    if unknown:
+        doomed = journaled(connection, unknown)
+        if doomed:
+            raise FileDiscarded(doomed[0])
+        _insert_missing_files(connection, unknown, utcnow())
+        counts.update(lock_files(connection, unknown))
+    now = utcnow()
+    keys = {ref.attachment_key(p): p for p in wanted}
+    found = _lock_attachments(connection, list(keys))
+    added: list[str] = []
+    if ref.key == UNKNOWN_ROW:  # one more use of the column's attachment of unknown rows
+        for key, path in keys.items():
+            if key in found:
+                connection.execute(
+                    attachments.update()
+                    .where(attachments.c.key == key)
+                    .values(uses=attachments.c.uses + 1)
+                )
+            else:
+                connection.execute(attachments.insert().values(_attachment(ref, path, now)))
+            added.append(path)
+    else:
+        fresh = [path for key, path in keys.items() if key not in found]
+        if fresh:
+            connection.execute(attachments.insert(), [_attachment(ref, p, now) for p in fresh])
+        added = fresh
+    _set_uses(connection, {p: counts[p] + 1 for p in added})
+
+
+def detach(connection: sa.Connection, ref: RowRef, paths: Iterable[str]) -> Release:
+    """Record that the row ``ref`` no longer uses ``paths``; return the files nobody uses
+    any more (their registry rows deleted: the caller journals their removal in this same
+    transaction) and those the registry does not know.
+
+    The column's attachment of unknown rows (:data:`UNKNOWN_ROW`) stands for this row when
+    none carries its key.
+    """
+    release = Release()
+    wanted = canonical(paths)
+    if not wanted:
+        return release
+    counts = lock_files(connection, wanted)
+    release.unregistered = [p for p in wanted if p not in counts]
+    known = [p for p in wanted if p in counts]
+    if not known:
+        return release
+    mine = {ref.attachment_key(p): p for p in known}
+    found = _lock_attachments(connection, list(mine))
+    let_go: dict[str, int] = {}
+    delete = [key for key in mine if key in found]
+    for key in delete:
+        let_go[mine[key]] = found[key]
+    missing = [mine[key] for key in mine if key not in found]
+    if missing and ref.key != UNKNOWN_ROW:  # a row written without its key, perhaps
+        stand_ins = {ref.unknown().attachment_key(p): p for p in missing}
+        for key, uses in _lock_attachments(connection, list(stand_ins)).items():
+            let_go[stand_ins[key]] = 1
+            if uses > 1:
+                connection.execute(
+                    attachments.update()
+                    .where(attachments.c.key == key)
+                    .values(uses=attachments.c.uses - 1)
+                )
+            else:
+                delete.append(key)
+    for batch in _batches(delete):
+        connection.execute(attachments.delete().where(attachments.c.key.in_(batch)))
+    remaining = {path: counts[path] - uses for path, uses in let_go.items()}
+    release.released = sorted(path for path, refs in remaining.items() if refs <= 0)
+    for batch in _batches(release.released):
+        connection.execute(files.delete().where(files.c.path.in_(batch)))
+    _set_uses(connection, {p: refs for p, refs in remaining.items() if refs > 0})
+    return release
+
+
+def lock_files(connection: sa.Connection, paths: Sequence[str]) -> dict[str, int]:
+    """Lock the registry rows of ``paths`` (sorted, registry form) until the transaction
+    ends; return the number of uses of each path that has one."""
+    found: dict[str, int] = {}
+    for batch in _batches(paths):
+        rows = connection.execute(
+            sa.select(files.c.path, files.c.refs)
+            .where(files.c.path.in_(batch))
+            .order_by(files.c.path)
+            .with_for_update()
+        )
+        found.update((row.path, int(row.refs)) for row in rows)
+    return found
+
+
+def users_of(connection: sa.Connection, paths: Iterable[str]) -> set[str]:
+    """Those of ``paths`` that some row uses, as ``connection`` sees them (registry form)."""
+    used: set[str] = set()
+    for batch in _batches(canonical(paths)):
+        used.update(
+            connection.execute(
+                sa.select(files.c.path).where(files.c.path.in_(batch), files.c.refs > 0)
+            ).scalars()
+        )
+    return used
+
+
+def journaled(connection: sa.Connection, paths: Sequence[str]) -> list[str]:
+    """Those of ``paths`` whose removal a committed transaction journaled (a locking read,
+    so that the latest committed state is seen at any isolation level)."""
+    found: list[str] = []
+    for batch in _batches(paths):
+        found.extend(
+            connection.execute(
+                sa.select(pending_removals.c.path)
+                .where(pending_removals.c.path.in_(batch))
+                .with_for_update(read=True)
+            ).scalars()
+        )
+    return sorted(set(found))
+
+
+def forget(connection: sa.Connection, paths: Iterable[str]) -> None:
+    """Delete every registry row of ``paths``: their files were removed where no event could
+    see (the collector swept them)."""
+    wanted = canonical(paths)
+    for batch in _batches(wanted):
+        connection.execute(attachments.delete().where(attachments.c.path.in_(batch)))
+        connection.execute(files.delete().where(files.c.path.in_(batch)))
+
+
+def _attachment(ref: RowRef, path: str, now: datetime) -> dict[str, Any]:
+    return {
+        "key": ref.attachment_key(path),
+        "path": path,
+        "table_name": ref.table,
+        "column_name": ref.column,
+        "row_key": ref.key,
+        "uses": 1,
+        "attached_at": now,
+    }
+
+
+def _lock_attachments(connection: sa.Connection, keys: Sequence[str]) -> dict[str, int]:
+    """Lock the attachments of ``keys`` that exist; return their uses."""
+    found: dict[str, int] = {}
+    for batch in _batches(sorted(keys)):
+        rows = connection.execute(
+            sa.select(attachments.c.key, attachments.c.uses)
+            .where(attachments.c.key.in_(batch))
+            .order_by(attachments.c.key)
+            .with_for_update()
+        )
+        found.update((row.key, int(row.uses)) for row in rows)
+    return found
+
+
+def _set_uses(connection: sa.Connection, refs: dict[str, int]) -> None:
+    """Set the number of uses of locked file rows."""
+    if refs:
+        connection.execute(
+            files.update().where(files.c.path == sa.bindparam("p")).values(refs=sa.bindparam("r")),
+            [{"p": path, "r": count} for path, count in refs.items()],
+        )
+
+
+def _insert_missing_files(connection: sa.Connection, paths: Sequence[str], now: datetime) -> None:
+    """Insert registry rows (no uses yet) for those of ``paths`` that have none (another
+    transaction may be inserting the same path: the database's own conflict handling
+    decides)."""
+    rows = [{"path": p, "storage": storage_of(p), "refs": 0, "registered_at": now} for p in paths]
+    dialect = connection.dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(files).on_conflict_do_nothing(index_elements=["path"])
+    elif dialect in ("mysql", "mariadb"):
+        statement = mysql.insert(files).prefix_with("IGNORE")
+    elif dialect == "sqlite":
+        statement = sqlite.insert(files).on_conflict_do_nothing(index_elements=["path"])
+    else:
+        present = lock_files(connection, paths)
+        rows = [row for row in rows if row["path"] not in present]
+        statement = files.insert()
+    if rows:
+        connection.execute(statement, rows)
+
+
+def _batches(keys: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(keys), BATCH_SIZE):
+        yield keys[start : start + BATCH_SIZE]
+
+
+__all__ = [
+    "BATCH_SIZE",
+    "UNKNOWN_ROW",
+    "Release",
+    "RowRef",
+    "attach",
+    "canonical",
+    "detach",
+    "forget",
+    "journaled",
+    "lock_files",
+    "register_new",
+    "row_key",
+    "users_of",
+]

@@ -1,0 +1,241 @@
+"""What each transaction did to files, and what happens to them when it ends.
+
+Each *boundary* :class:`~sqlalchemy.orm.SessionTransaction` (the root transaction, and each
+SAVEPOINT of ``begin_nested()``) gets a :class:`Ledger` the first time a file concerns it,
+kept in its session's ``info``. A ledger lists
+
+* ``uploads``: the :class:`~sa_depot.orm.records.UploadRecord` of files uploaded for objects
+  of the session (attached at assignment, at ``session.add()``, or at the flush that writes
+  them; a record moves to the ledger of the innermost transaction that flushes it);
+* ``removals``: the files that a flush (or an ORM-enabled statement) of this transaction let
+  go of last, as the file registry decided (:func:`sa_depot.database.registry.detach`),
+  already written to the removal journal on the same connection.
+
+When a SAVEPOINT is released its ledger is merged into its parent's. When one is rolled back,
+its uploads are removed and its removals forgotten (the database forgets their registry and
+journal rows). When the root transaction commits, flushed uploads are kept, uploads that never
+reached the database are removed, and the removals are carried out, their journal rows deleted
+(or, when a removal fails, kept for the collector). When it rolls back or the session closes,
+every upload is removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, SessionTransaction
+
+from sa_depot.database import journal, registry
+from sa_depot.database.provision import ensure_schema
+from sa_depot.fields.upload import UploadedFile
+from sa_depot.manager import remove_paths
+from sa_depot.orm import records
+from sa_depot.orm.records import UploadRecord
+from sa_depot.orm.settings import settings
+
+_log = logging.getLogger(__name__)
+
+_INFO_KEY = "sa_depot.ledgers"
+
+
+class Removal(NamedTuple):
+    """A file to remove once the transaction commits."""
+
+    path: str
+    #: The engine of the connection whose transaction let go of the file.
+    engine: sa.Engine
+    #: Whether that transaction wrote it to the removal journal.
+    journaled: bool
+
+
+@dataclass(eq=False)
+class Ledger:
+    """What one boundary transaction did to files (see the module docs)."""
+
+    uploads: list[UploadRecord] = field(default_factory=list)
+    removals: list[Removal] = field(default_factory=list)
+    removal_paths: set[str] = field(default_factory=set)
+    connections: set[sa.Connection] = field(default_factory=set)
+    committed: bool = False
+
+    def absorb(self, child: Ledger) -> None:
+        """A released SAVEPOINT's ledger joins its parent's."""
+        records.pass_to_parent(child, self)
+        for removal in child.removals:
+            if removal.path not in self.removal_paths:
+                self.removals.append(removal)
+                self.removal_paths.add(removal.path)
+        self.connections |= child.connections
+
+
+# == finding ledgers =============================================================================
+def _ledgers(session: Session) -> dict[SessionTransaction, Ledger]:
+    found: dict[SessionTransaction, Ledger] | None = session.info.get(_INFO_KEY)
+    if found is None:
+        found = session.info[_INFO_KEY] = {}
+    return found
+
+
+def boundary_of(transaction: SessionTransaction) -> SessionTransaction:
+    """The root or SAVEPOINT transaction whose state ``transaction`` shares."""
+    while not transaction.nested and transaction.parent is not None:
+        transaction = transaction.parent
+    return transaction
+
+
+def current_boundary(session: Session) -> SessionTransaction | None:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def ledger(session: Session, transaction: SessionTransaction) -> Ledger:
+    """The ledger of ``transaction`` (a boundary), created on first use."""
+    ledgers = _ledgers(session)
+    with records.lock:
+        found = ledgers.get(transaction)
+        if found is None:
+            found = ledgers[transaction] = Ledger()
+        return found
+
+
+def _chain(session: Session, transaction: SessionTransaction) -> Iterator[Ledger]:
+    ledgers = _ledgers(session)
+    current: SessionTransaction | None = transaction
+    while current is not None:
+        found = ledgers.get(current)
+        if found is not None:
+            yield found
+        current = current.parent
+
+
+def losing(session: Session, transaction: SessionTransaction, paths: Iterable[str]) -> bool:
+    """Whether the transaction (or an enclosing one) let go of any of ``paths``."""
+    wanted = set(registry.canonical(paths))
+    return any(wanted & found.removal_paths for found in _chain(session, transaction))
+
+
+# == what flushes and statements report ==========================================================
+def register(connection: sa.Connection, ref: registry.RowRef, value: UploadedFile) -> None:
+    """The row ``ref`` now holds the files of ``value``: a fresh upload's first row registers
+    them (:func:`~sa_depot.database.registry.register_new`); any other value attaches to
+    files that may be used elsewhere already (:func:`~sa_depot.database.registry.attach`)."""
+    if not value.files:
+        return
+    ensure_schema(connection)
+    record = value.lifecycle
+    if record is not None and record.first_registration():
+        registry.register_new(connection, ref, value.files)
+    else:
+        registry.attach(connection, ref, value.files)
+
+
+def release(
+    session: Session,
+    transaction: SessionTransaction,
+    connection: sa.Connection,
+    ref: registry.RowRef,
+    paths: Sequence[str],
+) -> None:
+    """The row ``ref`` no longer holds ``paths``: the files nobody else uses are journaled
+    and removed once the transaction commits; files the registry does not know are left to
+    the collector."""
+    found = ledger(session, transaction)
+    found.connections.add(connection)
+    if not paths:
+        return
+    ensure_schema(connection)
+    outcome = registry.detach(connection, ref, paths)
+    if outcome.unregistered:
+        _log.info(
+            "sa_depot left %d file(s) of %s.%s to the collector: the file registry does not "
+            "know them (rows written before it, by filedepot or by raw SQL), so another row "
+            "may use them; register them with sa-depot adopt: %s",
+            len(outcome.unregistered),
+            ref.table,
+            ref.column,
+            ", ".join(outcome.unregistered),
+        )
+    fresh = [p for p in outcome.released if p not in found.removal_paths]
+    if not fresh:
+        return
+    if settings.journal:
+        journal.record_removals(connection, fresh)
+    found.removals.extend(Removal(p, connection.engine, settings.journal) for p in fresh)
+    found.removal_paths.update(fresh)
+
+
+# == the end of a transaction ====================================================================
+def mark_committed(session: Session) -> None:
+    transaction = current_boundary(session)  # the one committing (its children are closed)
+    if transaction is not None:
+        found = _ledgers(session).get(transaction)
+        if found is not None:
+            found.committed = True
+
+
+def transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    """Settle the ledger of ``transaction``, which just ended (see the module docs)."""
+    with records.lock:
+        found = _ledgers(session).pop(transaction, None)
+    if found is None:
+        return
+    if found.committed and transaction.nested:
+        assert transaction.parent is not None
+        ledger(session, boundary_of(transaction.parent)).absorb(found)
+    elif found.committed:
+        _finish_commit(found)
+    else:
+        records.remove_files(records.end_of_transaction(found, committed=False))
+
+
+def _finish_commit(found: Ledger) -> None:
+    records.remove_files(records.end_of_transaction(found, committed=True))
+    if not found.removals:
+        return
+    if any(conn.in_transaction() for conn in found.connections if not conn.closed):
+        # The session joined a transaction it does not own (Session(bind=connection), the
+        # test-suite pattern): its "commit" is not final. Whatever happens to the outer
+        # transaction, the journal rows share its fate and the collector finishes them.
+        _log.debug(
+            "outer transaction still open: %d removals left to the collector", len(found.removals)
+        )
+        return
+    _remove_after_commit(found.removals)
+
+
+def _remove_after_commit(removals: Sequence[Removal]) -> None:
+    by_engine: dict[tuple[sa.Engine, bool], list[str]] = {}
+    for removal in removals:
+        by_engine.setdefault((removal.engine, removal.journaled), []).append(removal.path)
+    for (engine, journaled), paths in by_engine.items():
+        failures = remove_paths(paths)
+        if not journaled:
+            continue
+        failed = {path for path, _ in failures}
+        try:
+            journal.complete_removals(engine, [p for p in paths if p not in failed])
+            journal.record_failures(engine, failures)
+        except sa.exc.SQLAlchemyError as exc:  # the commit succeeded: do not hide that
+            _log.warning(
+                "sa_depot could not update its removal journal after a commit (%s); the "
+                "collector will finish these removals: %s",
+                exc,
+                ", ".join(paths),
+            )
+
+
+__all__ = [
+    "Ledger",
+    "Removal",
+    "boundary_of",
+    "current_boundary",
+    "ledger",
+    "losing",
+    "mark_committed",
+    "register",
+    "release",
+    "transaction_ended",
+]

@@ -1,0 +1,86 @@
+"""Which mapped attributes hold files, kept on each mapper's class manager.
+
+As SQLAlchemy's ``ext/mutable.py`` keeps its state on the classes it instruments, the lifecycle
+records the ``UploadedFileField`` attributes of a mapper in the mapper's
+:attr:`~sqlalchemy.orm.ClassManager.info`: nothing module-global, and a disposed registry takes
+the record with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapper
+
+from sa_depot.database.registry import RowRef, row_key
+
+_INFO_KEY = "sa_depot.file_fields"
+
+
+@runtime_checkable
+class FileField(Protocol):
+    """What the lifecycle needs of a column type holding files (``UploadedFileField``)."""
+
+    #: Marks the type (SQLAlchemy types do not otherwise expose these methods).
+    sa_depot_file_field: bool
+
+    def upload(self, content: Any) -> Any:
+        """Store ``content`` as the column stores it; return its UploadedFile."""
+
+    def copy_of(self, uploaded: Any) -> Any:
+        """Store a copy of the file ``uploaded`` describes; return the new UploadedFile."""
+
+    def from_descriptor(self, value: Any) -> Any:
+        """Wrap an existing descriptor (a dict) without storing anything."""
+
+
+def is_file_column(column: object) -> bool:
+    """Whether ``column`` is a table column whose type holds files."""
+    return isinstance(column, sa.Column) and getattr(column.type, "sa_depot_file_field", False)
+
+
+def file_fields_of(mapper: Mapper[Any]) -> dict[str, FileField] | None:
+    """The file attributes of an equipped mapper (attribute key -> column type), else None."""
+    fields: dict[str, FileField] | None = mapper.class_manager.info.get(_INFO_KEY)
+    return fields
+
+
+def record_fields(mapper: Mapper[Any], fields: dict[str, FileField]) -> bool:
+    """Record ``fields`` on ``mapper``; ``False`` if it was equipped already."""
+    info = mapper.class_manager.info
+    if _INFO_KEY in info:
+        return False
+    info[_INFO_KEY] = dict(fields)
+    return True
+
+
+def forget_fields(mapper: Mapper[Any]) -> None:
+    mapper.class_manager.info.pop(_INFO_KEY, None)
+
+
+def file_column(mapper: Mapper[Any], key: str) -> sa.Column[Any]:
+    column = mapper.get_property(key).columns[0]
+    assert isinstance(column, sa.Column)
+    return column
+
+
+def row_ref(mapper: Mapper[Any], key: str, primary_key: tuple[Any, ...] | None) -> RowRef:
+    """The registry's name of attribute ``key`` of the row whose primary key is given."""
+    column = file_column(mapper, key)
+    return RowRef(
+        table=column.table.fullname,
+        column=column.name,
+        key="" if primary_key is None else row_key(primary_key),
+    )
+
+
+__all__ = [
+    "FileField",
+    "file_column",
+    "file_fields_of",
+    "forget_fields",
+    "is_file_column",
+    "record_fields",
+    "row_ref",
+]
