@@ -9,9 +9,11 @@ A request goes through these steps, each in its own place:
 1. routing and method (here): 404 for a malformed path, 405 for a method other than GET/HEAD;
 2. access (here): signature (:mod:`sa_depot.serving.signing`), storage and id lookup, then
    the policy's authorization hook (:mod:`sa_depot.serving.policy`);
-3. a temporary redirect when the storage gives the file a public or presigned URL;
+3. the file's representation (:mod:`sa_depot.serving.representation`): type, filename and
+   disposition, decided once; then a temporary redirect when the storage gives the file a
+   public or presigned URL that carries them, or else
 4. the response (:mod:`sa_depot.serving.responder`): conditional requests, ranges, headers
-   and body.
+   and body, proxied or handed to a front server.
 
 The storage and the id come only from :class:`~sa_depot.manager.DepotManager` and the
 storage's own id validation, so no request can name anything outside a configured storage.
@@ -39,8 +41,13 @@ from sa_depot.exceptions import (
 )
 from sa_depot.io.interfaces import DEFAULT_CHUNK_SIZE, StoredFile
 from sa_depot.manager import DepotManager
-from sa_depot.serving.policy import DEFAULT_INLINE_TYPES, ServingPolicy
-from sa_depot.serving.representation import SANDBOX_CSP, clean_filename
+from sa_depot.serving.policy import ServingPolicy
+from sa_depot.serving.representation import (
+    DEFAULT_INLINE_TYPES,
+    SANDBOX_CSP,
+    clean_filename,
+    describe,
+)
 from sa_depot.serving.responder import SECURITY_HEADERS, Responder, plain_response
 from sa_depot.serving.signing import UrlSigner, Verdict
 
@@ -248,12 +255,16 @@ class DepotMiddleware:
                 if refusal is not None:
                     stored.close()
                     return refusal
-            public_url = stored.public_url
-            if public_url and policy.public_urls == "redirect":
-                stored.close()
-                return self._redirect(policy, public_url)
+            # one decision of type, filename and disposition for every path the bytes take
+            representation = describe(stored.filename, stored.content_type, policy.inline_types)
+            if policy.public_urls == "redirect":
+                # None when the storage has no URL, or none that carries these headers: proxy
+                location = storage.public_url(stored, response=representation.overrides)
+                if location:
+                    stored.close()
+                    return self._redirect(policy, location)
             cache_control = self._cache_control(policy, signed_until)
-            return self._responder.respond(request, stored, policy, cache_control)
+            return self._responder.respond(request, stored, policy, cache_control, representation)
         except StorageError:
             stored.close()
             return self._storage_failed(storage_name, file_id)

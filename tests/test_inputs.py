@@ -17,11 +17,11 @@ import pytest
 from werkzeug.datastructures import FileStorage as WerkzeugFileStorage
 
 from sa_depot.exceptions import UnsupportedContent
+from sa_depot.io.content_types import _magic_detector
 from sa_depot.io.memory import MemoryFileStorage
 from sa_depot.io.utils import (
     SNIFF_BYTES,
     FileIntent,
-    _magic_detector,
     file_from_content,
     guess_content_type,
     prepare_content,

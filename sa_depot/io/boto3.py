@@ -52,6 +52,7 @@ from sa_depot.io.interfaces import (
     parse_timestamp,
     utcnow,
 )
+from sa_depot.serving.representation import describe
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -328,6 +329,22 @@ class S3Storage(FileStorage):
             meta[META_EXTRA] = quote(json.dumps(info.extra, separators=(",", ":")), safe="")
         return meta
 
+    def _object_args(self, info: FileInfo) -> dict[str, Any]:
+        """The object's own headers, then the storage's put arguments (ACL, class...).
+
+        The object is stored with the ``Content-Type`` and ``Content-Disposition`` the
+        middleware would serve it with under the default policy (attachment for risky types,
+        RFC 6266 filename), so that a URL followed without response overrides, an unsigned
+        public URL or ``UploadedFile.url``'s presigned one, keeps the filename and the
+        disposition decision. ``extra_put_args`` may override them.
+        """
+        name = unquote(_encode_filename(info.filename)) if info.filename else None
+        headers = {
+            "ContentType": info.content_type,
+            "ContentDisposition": describe(name, info.content_type).content_disposition,
+        }
+        return {**headers, **self._put_args}
+
     def _info_from(self, file_id: str, response: Mapping[str, Any]) -> FileInfo:
         meta = {k.lower(): v for k, v in (response.get("Metadata") or {}).items()}
         filename = meta.get(META_FILENAME)
@@ -377,9 +394,8 @@ class S3Storage(FileStorage):
                 Bucket=self.bucket,
                 Key=self.key(info.file_id),
                 Body=bytes(head),
-                ContentType=info.content_type,
                 Metadata=self._metadata(info),
-                **self._put_args,
+                **self._object_args(info),
             )
         else:
             self._write_multipart(content, head)
@@ -456,9 +472,8 @@ class S3Storage(FileStorage):
                 Key=key,
                 CopySource=source,
                 MetadataDirective="REPLACE",
-                ContentType=info.content_type,
                 Metadata=self._metadata(info),
-                **self._put_args,
+                **self._object_args(info),
             )
             return
         with self._multipart("copy", info, key, self._metadata(info)) as (upload_id, parts):
@@ -490,9 +505,8 @@ class S3Storage(FileStorage):
             info.file_id,
             Bucket=self.bucket,
             Key=key,
-            ContentType=info.content_type,
             Metadata=metadata,
-            **self._put_args,
+            **self._object_args(info),
         )
         upload_id: str = upload["UploadId"]
         parts: list[dict[str, Any]] = []
@@ -652,7 +666,8 @@ class S3Storage(FileStorage):
 
         ``response`` headers travel in a presigned URL as ``response-content-type`` and
         ``response-content-disposition`` (S3 API reference, GetObject). An unsigned base URL
-        cannot carry them: with ``response`` given it is ``None``."""
+        cannot carry them: with ``response`` given it is ``None``, unless ``file_or_id`` is a
+        file opened from this storage whose object already sends exactly those headers."""
         key = self.key(self.fileid(file_or_id))
         if self.public_url_mode is None:
             return None
@@ -666,7 +681,11 @@ class S3Storage(FileStorage):
                 "get_object", Params=params, ExpiresIn=self.presigned_expires
             )
             return url
-        if response is not None:
+        if response is not None and not (
+            isinstance(file_or_id, S3StoredFile)
+            and file_or_id.storage is self
+            and file_or_id.object_headers == response
+        ):
             return None
         return f"{self.public_url_mode.rstrip('/')}/{quote(key)}"
 
@@ -680,6 +699,17 @@ class S3StoredFile(PositionedStoredFile):
         self._key = storage.key(info.file_id)
         self._etag: str | None = response.get("ETag")
         self._body: Any = response["Body"]
+        #: The headers the object itself is served with (its ``ContentType`` and
+        #: ``ContentDisposition``), what a URL without response overrides answers.
+        self.object_headers = ResponseOverrides(
+            content_type=response.get("ContentType"),
+            content_disposition=response.get("ContentDisposition"),
+        )
+
+    @property
+    def storage(self) -> S3Storage:
+        """The storage this file was opened from."""
+        return self._storage
 
     @property
     def public_url(self) -> str | None:

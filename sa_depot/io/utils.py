@@ -13,35 +13,22 @@ Accepted content:
 A ``str`` is refused with :class:`~sa_depot.exceptions.UnsupportedContent` (a ``TypeError``):
 encode it and pass bytes.
 
-The content type is decided in this order:
-
-1. the explicit ``content_type`` argument (or the one a FileIntent or upload object carries);
-2. libmagic (python-magic) sniffing the first bytes of the content;
-3. a guess from the filename's extension (:mod:`mimetypes`);
-4. ``application/octet-stream``.
-
-When libmagic answers only a generic type (``application/octet-stream``, ``text/plain``) and
-the filename names a more specific one (``.css``, ``.csv``, ``.js``...), the filename's type is
-used. Where libmagic is not installed, step 2 is skipped with one warning.
+Without an explicit content type (the ``content_type`` argument, or the one a FileIntent or an
+upload object carries), the type is sniffed from the first bytes with libmagic and refined by the
+filename: see :mod:`sa_depot.io.content_types` for the rule.
 """
 
 from __future__ import annotations
 
-import functools
 import io
-import mimetypes
 import os
-import warnings
-from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from sa_depot.exceptions import UnsupportedContent
+from sa_depot.io.content_types import DEFAULT_CONTENT_TYPE as DEFAULT_CONTENT_TYPE
+from sa_depot.io.content_types import SNIFF_BYTES, guess_content_type
 from sa_depot.io.interfaces import StoredFile
 
-#: How many leading bytes are given to libmagic.
-SNIFF_BYTES = 2048
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_GENERIC_TYPES = frozenset({DEFAULT_CONTENT_TYPE, "text/plain", "application/x-empty"})
 #: filedepot compatibility: filedepot spooled uploads above this size to disk.
 INMEMORY_FILESIZE = 1024 * 1024
 
@@ -64,42 +51,6 @@ class FileIntent:
 
     def __repr__(self) -> str:
         return f"FileIntent(filename={self.filename!r}, content_type={self.content_type!r})"
-
-
-@functools.lru_cache(maxsize=1)
-def _magic_detector() -> Callable[[bytes], str] | None:
-    """python-magic's ``from_buffer``, or ``None`` (with one warning) if libmagic is missing.
-
-    Cached so that libmagic loads once; ``_magic_detector.cache_clear()`` resets it.
-    """
-    try:
-        import magic
-
-        detector = magic.Magic(mime=True)
-    except (ImportError, OSError, AttributeError) as exc:  # python-magic raises ImportError
-        warnings.warn(
-            f"libmagic is unavailable ({exc}); content types will be guessed from filenames "
-            "only. Install libmagic (Debian: libmagic1, macOS: brew install libmagic).",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return None
-    return detector.from_buffer
-
-
-def guess_content_type(head: bytes, filename: str | None) -> str:
-    """Detect the content type of content starting with ``head`` (see the module docs)."""
-    by_name = mimetypes.guess_type(filename, strict=False)[0] if filename else None
-    detector = _magic_detector()
-    sniffed = None
-    if detector is not None and head:
-        try:
-            sniffed = detector(head[:SNIFF_BYTES])
-        except Exception:  # noqa: BLE001 - libmagic can fail on odd input; sniffing is optional
-            sniffed = None
-    if sniffed and (sniffed not in _GENERIC_TYPES or not by_name):
-        return sniffed
-    return by_name or sniffed or DEFAULT_CONTENT_TYPE
 
 
 def content_filename(content: object) -> str | None:

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request
 
 from sa_depot.exceptions import ConfigurationError
 from sa_depot.io.interfaces import StoredFile
+from sa_depot.serving.representation import DEFAULT_INLINE_TYPES
 
 #: ``authorize(request, stored_file)``: return ``True`` to serve the file, ``False`` (or raise
 #: :class:`PermissionError`) to deny it. A Werkzeug ``HTTPException`` raised by the hook is sent
@@ -24,42 +25,6 @@ AuthorizationHook = Callable[[Request, StoredFile], bool]
 
 CacheMode = Literal["public", "private", "no-store"]
 PublicUrlMode = Literal["redirect", "proxy"]
-
-#: Types a browser may display in the page's origin: raster images, audio, video, PDF and
-#: plain text. None of them can run script. Everything else is sent as an attachment.
-DEFAULT_INLINE_TYPES: frozenset[str] = frozenset(
-    {
-        # raster images (not SVG, which is a document that can run script)
-        "image/png",
-        "image/jpeg",
-        "image/gif",
-        "image/webp",
-        "image/avif",
-        "image/bmp",
-        "image/x-icon",
-        "image/vnd.microsoft.icon",
-        # audio
-        "audio/mpeg",
-        "audio/mp4",
-        "audio/aac",
-        "audio/ogg",
-        "audio/opus",
-        "audio/wav",
-        "audio/x-wav",
-        "audio/wave",
-        "audio/webm",
-        "audio/flac",
-        "audio/x-flac",
-        # video
-        "video/mp4",
-        "video/webm",
-        "video/ogg",
-        "video/quicktime",
-        # documents that cannot script the page
-        "application/pdf",
-        "text/plain",
-    }
-)
 
 
 @dataclass(frozen=True)

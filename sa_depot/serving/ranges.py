@@ -5,6 +5,13 @@ and for ranges that overlap or are out of ascending order. Such a header is igno
 whole file sent (RFC 9110 section 14.2 lets a server ignore any Range it will not honour); so
 is one asking for more than ``max_ranges`` parts, or whose multipart answer would be no
 smaller than the whole file. 416 is reserved for a Range that no part of the file satisfies.
+
+An empty representation ignores Range: it answers 200 with its empty body, whatever ranges were
+asked for. RFC 9110 section 14.1.3 makes only a suffix range satisfiable on zero bytes, and a 206
+cannot describe zero bytes, so the strict answer to ``bytes=0-`` would be 416; but media players
+and download managers send ``bytes=0-`` blindly, and Werkzeug (2.0, pallets/werkzeug#1937) and
+Rack (rack/rack#2159) answer an empty file with 200 for that reason, as RFC 9110 section
+14.2 allows (a server may ignore Range).
 """
 
 from __future__ import annotations
@@ -44,18 +51,15 @@ class UnsatisfiableRange(Exception):
 
 
 def select_ranges(requested: Range | None, length: int, max_ranges: int) -> list[ByteRange] | None:
-    """The satisfiable ranges of ``requested``, in request order; ``None`` for the whole file.
+    """The satisfiable ranges of ``requested``, in request order; ``None`` for the whole file
+    (always for an empty file, ``length == 0``).
 
     Raises :class:`UnsatisfiableRange` when ranges were asked for and none is satisfiable.
     """
     if requested is None or requested.units != "bytes" or len(requested.ranges) > max_ranges:
         return None
     if length == 0:
-        # RFC 9110 section 14.1.3: only a suffix range is satisfiable on an empty file, and a
-        # 206 cannot describe zero bytes; the (empty) whole file is the answer.
-        if any(start < 0 for start, _ in requested.ranges):
-            return None
-        raise UnsatisfiableRange(length)
+        return None  # an empty representation ignores Range (see the module docs)
     selected: list[ByteRange] = []
     for start, stop in requested.ranges:
         if start < 0:  # suffix range "-N": the last N bytes, or the whole file if shorter

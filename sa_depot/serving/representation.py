@@ -8,6 +8,12 @@
 * every type outside the allow-list (HTML, SVG, XML, JavaScript, unknown types...) also gets a
   sandboxing ``Content-Security-Policy``, in case a browser renders it anyway.
 
+:func:`describe` decides all three once per request, and every path a download takes uses its
+answer: the proxied response, the response handed to a front server (X-Accel-Redirect,
+X-Sendfile), and the redirect to a storage's own URL, which carries the type and disposition
+as :class:`~sa_depot.io.interfaces.ResponseOverrides`. Storages that store headers with each
+object (S3's ``ContentDisposition``) take them from here too.
+
 ``X-Content-Type-Options: nosniff`` goes on every response; the middleware adds it.
 """
 
@@ -15,14 +21,53 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from werkzeug.http import dump_options_header, parse_options_header, quote_header_value
+
+from sa_depot.io.interfaces import ResponseOverrides
 
 #: A sandboxed, resource-less document: no script, no plugins, no same-origin access.
 SANDBOX_CSP = "sandbox; default-src 'none'"
 
 FALLBACK_CONTENT_TYPE = "application/octet-stream"
+
+#: Types a browser may display in the page's origin: raster images, audio, video, PDF and
+#: plain text. None of them can run script. Everything else is sent as an attachment.
+DEFAULT_INLINE_TYPES: frozenset[str] = frozenset(
+    {
+        # raster images (not SVG, which is a document that can run script)
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/bmp",
+        "image/x-icon",
+        "image/vnd.microsoft.icon",
+        # audio
+        "audio/mpeg",
+        "audio/mp4",
+        "audio/aac",
+        "audio/ogg",
+        "audio/opus",
+        "audio/wav",
+        "audio/x-wav",
+        "audio/wave",
+        "audio/webm",
+        "audio/flac",
+        "audio/x-flac",
+        # video
+        "video/mp4",
+        "video/webm",
+        "video/ogg",
+        "video/quicktime",
+        # documents that cannot script the page
+        "application/pdf",
+        "text/plain",
+    }
+)
 
 # RFC 9110 token characters: the media type and subtype must be made of them.
 _MEDIA_TYPE_RE = re.compile(r"\A[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
@@ -31,6 +76,50 @@ _UNSAFE_FILENAME_CHARS = re.compile(r'[\x00-\x1f\x7f"\\/]')
 # RFC 8187 attr-char, left unescaped in filename*.
 _ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
 _MAX_FILENAME_CHARS = 255
+
+
+@dataclass(frozen=True)
+class Representation:
+    """What the browser is told about one file, whichever path its bytes take.
+
+    :param content_type: the ``Content-Type`` value.
+    :param content_disposition: the ``Content-Disposition`` value (RFC 6266).
+    :param inline: whether the type may be shown in the page (else an attachment, sandboxed).
+    """
+
+    content_type: str
+    content_disposition: str
+    inline: bool
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """``Content-Type``, ``Content-Disposition`` and, for an attachment, the sandbox CSP."""
+        headers = [
+            ("Content-Type", self.content_type),
+            ("Content-Disposition", self.content_disposition),
+        ]
+        if not self.inline:
+            headers.append(("Content-Security-Policy", SANDBOX_CSP))
+        return headers
+
+    @property
+    def overrides(self) -> ResponseOverrides:
+        """The headers a storage's URL must make the store send (the CSP cannot travel)."""
+        return ResponseOverrides(
+            content_type=self.content_type, content_disposition=self.content_disposition
+        )
+
+
+def describe(
+    filename: str | None,
+    content_type: str | None,
+    inline_types: frozenset[str] = DEFAULT_INLINE_TYPES,
+) -> Representation:
+    """The :class:`Representation` of a file named ``filename`` of type ``content_type``,
+    shown inline only if its type is in ``inline_types`` (a policy's allow-list)."""
+    safe_type = safe_content_type(content_type)
+    inline = is_inline(safe_type, inline_types)
+    return Representation(safe_type, content_disposition(filename, inline), inline)
 
 
 def media_type(content_type: str) -> str:

@@ -29,12 +29,7 @@ from sa_depot.serving.conditional import (
 )
 from sa_depot.serving.policy import ServingPolicy
 from sa_depot.serving.ranges import ByteRange, UnsatisfiableRange, select_ranges
-from sa_depot.serving.representation import (
-    SANDBOX_CSP,
-    content_disposition,
-    is_inline,
-    safe_content_type,
-)
+from sa_depot.serving.representation import SANDBOX_CSP, Representation
 
 logger = logging.getLogger("sa_depot.middleware")
 
@@ -66,16 +61,28 @@ class Responder:
     use_file_wrapper: bool
 
     def respond(
-        self, request: Request, stored: StoredFile, policy: ServingPolicy, cache_control: str
+        self,
+        request: Request,
+        stored: StoredFile,
+        policy: ServingPolicy,
+        cache_control: str,
+        representation: Representation,
     ) -> Response:
+        """The response serving ``stored`` under ``policy``, described by ``representation``
+        (its type, filename and disposition, as any other path of the download gets them)."""
         try:
-            return self._respond(request, stored, policy, cache_control)
+            return self._respond(request, stored, policy, cache_control, representation)
         except BaseException:
             stored.close()
             raise
 
     def _respond(
-        self, request: Request, stored: StoredFile, policy: ServingPolicy, cache_control: str
+        self,
+        request: Request,
+        stored: StoredFile,
+        policy: ServingPolicy,
+        cache_control: str,
+        representation: Representation,
     ) -> Response:
         length = _length_of(stored)
         validators = Validators.of(stored, length)
@@ -91,12 +98,8 @@ class Responder:
                 return Response(status=304, headers=headers)
             return plain_response(412, "Precondition Failed: the file has changed")
 
-        content_type = safe_content_type(stored.content_type)
-        inline = is_inline(content_type, policy.inline_types)
-        headers["Content-Type"] = content_type
-        headers["Content-Disposition"] = content_disposition(stored.filename, inline)
-        if not inline:
-            headers["Content-Security-Policy"] = SANDBOX_CSP
+        for name, value in representation.headers:
+            headers[name] = value
         can_range = length is not None and stored.seekable()
         headers["Accept-Ranges"] = "bytes" if can_range else "none"
 
@@ -131,7 +134,7 @@ class Responder:
         if len(selected) == 1:
             headers["Content-Range"] = selected[0].content_range
             return self._body(request, stored, headers, 206, [selected[0]])
-        boundary, pieces = multipart_byteranges(selected, content_type)
+        boundary, pieces = multipart_byteranges(selected, representation.content_type)
         if StoredFileBody(stored, pieces, self.chunk_size).length >= length:
             # the parts would weigh more than the file: the whole file is the cheaper answer
             return self._whole(request, stored, headers, length)

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sa_depot.io.interfaces import FileInfo, StoredFile
+from sa_depot.io.interfaces import FileInfo, ResponseOverrides, StoredFile
 from sa_depot.io.memory import MemoryFileStorage, MemoryStoredFile
 
 #: The signing secret of the tests.
@@ -43,13 +43,15 @@ class TrackedMemoryFile(MemoryStoredFile):
 
     @property
     def public_url(self) -> str | None:
-        return self._storage.public_url_of(self.file_id)
+        return self._storage.public_url(self.file_id)
 
 
 class TrackingStorage(MemoryFileStorage):
     """A memory storage that counts bytes read, files opened and closed.
 
-    ``public_urls`` maps ids to the ``public_url`` their stored files report.
+    ``public_urls`` maps ids to the URL ``public_url`` gives; ``carries_overrides`` says
+    whether that URL can carry response headers (a presigned URL can, a bare one cannot), and
+    ``overrides_asked`` records, per id, the headers the last call asked for.
     """
 
     def __init__(self, **options: object) -> None:
@@ -59,8 +61,16 @@ class TrackingStorage(MemoryFileStorage):
         self.opened = 0
         self.closed = 0
         self.public_urls: dict[str, str] = {}
+        self.carries_overrides = True
+        self.overrides_asked: dict[str, ResponseOverrides | None] = {}
 
-    def public_url_of(self, file_id: str) -> str | None:
+    def public_url(
+        self, file_or_id: StoredFile | str, *, response: ResponseOverrides | None = None
+    ) -> str | None:
+        file_id = self.fileid(file_or_id)
+        self.overrides_asked[file_id] = response
+        if response is not None and not self.carries_overrides:
+            return None
         return self.public_urls.get(file_id)
 
     def _open(self, file_id: str) -> StoredFile:
@@ -95,3 +105,32 @@ def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+#: Downloads as users name them, each with a content type: spaces, accents (composed and
+#: decomposed), quotes, RFC 6266 delimiters, percent signs, non-Latin scripts, emoji, and the
+#: risky types (HTML, SVG, JavaScript, XML, unknown) next to types shown inline.
+DOWNLOADS: list[tuple[str, str]] = [
+    ("Quarterly report.pdf", "application/pdf"),
+    ("Résumé 2024.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    ("Re\u0301sume\u0301 decomposed.txt", "text/plain"),
+    ("He said 'hi' and left.txt", "text/plain; charset=utf-8"),
+    ("semi;colon, comma=equals.csv", "text/csv"),
+    ("100% done (final) [v2].png", "image/png"),
+    ("naïve café — notes.md", "text/markdown"),
+    ("Крупный отчёт.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    ("報告書 2024年.pdf", "application/pdf"),
+    ("تقرير سنوي.pdf", "application/pdf"),
+    ("שלום עולם.gif", "image/gif"),
+    ("😀 party 🎉.gif", "image/gif"),
+    ("index.html", "text/html"),
+    ("Página de inicio.html", "text/html; charset=utf-8"),
+    ("logo.svg", "image/svg+xml"),
+    ("ロゴ.svg", "image/svg+xml"),
+    ("app.js", "text/javascript"),
+    ("feed.xml", "application/xml"),
+    ("page.xhtml", "application/xhtml+xml"),
+    ("blob", "application/octet-stream"),
+]
+#: The types of DOWNLOADS that may be shown inline; every other one must be an attachment.
+SHOWN_INLINE = {"application/pdf", "text/plain", "image/png", "image/gif"}

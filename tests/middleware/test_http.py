@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from werkzeug.http import http_date, parse_date
 
+from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
 from sa_depot.middleware import DepotMiddleware, ServingPolicy
 from tests.middleware.conftest import Served
@@ -305,20 +306,48 @@ def test_head_ignores_range(served: Served, url: str) -> None:
     assert response.headers["Content-Length"] == str(SIZE)
 
 
-def test_empty_file(
-    served: Served, make_middleware: MakeMiddleware, tracked: TrackingStorage
+#: Range headers a client may send for a file whose length it does not know yet.
+EMPTY_FILE_RANGES = [
+    "bytes=0-",
+    "bytes=0-0",
+    "bytes=0-1",
+    "bytes=0-1023",
+    "bytes=1-",
+    "bytes=100-199",
+    "bytes=-1",
+    "bytes=-500",
+    "bytes=0-0,5-9",
+    "bytes=0-9,-5",
+    "bytes=0-,100-",
+]
+
+
+@pytest.mark.parametrize("storage_name", ["files", "disk"])
+def test_an_empty_file_ignores_range_and_answers_200(
+    served: Served,
+    make_middleware: MakeMiddleware,
+    tracked: TrackingStorage,
+    local: FileStorage,
+    storage_name: str,
 ) -> None:
-    empty = tracked.create(b"", filename="empty.txt")
+    storage = tracked if storage_name == "files" else local
+    empty = storage.create(b"", filename="empty.txt")
     served.mount(make_middleware())
-    url = f"/depot/files/{empty}"
-    response = served.get(url)
-    assert response.status_code == 200
-    assert response.headers["Content-Length"] == "0"
-    assert response.content == b""
-    assert served.get(url, headers={"Range": "bytes=0-"}).status_code == 416
-    suffix = served.get(url, headers={"Range": "bytes=-5"})
-    assert suffix.status_code == 200
-    assert suffix.headers["Content-Length"] == "0"
+    url = f"/depot/{storage_name}/{empty}"
+    plain = served.get(url)
+    assert plain.status_code == 200
+    for range_header in EMPTY_FILE_RANGES:
+        for response in (
+            served.get(url, headers={"Range": range_header}),
+            served.head(url, headers={"Range": range_header}),
+            served.get(url, headers={"Range": range_header, "If-Range": plain.headers["ETag"]}),
+        ):
+            assert response.status_code == 200, (range_header, response.status_code)
+            assert response.content == b""
+            assert response.headers["Content-Length"] == "0"
+            assert "Content-Range" not in response.headers
+            assert response.headers["ETag"] == plain.headers["ETag"]
+            assert response.headers["Content-Type"] == plain.headers["Content-Type"]
 
 
 # -- files without checksum (stored by filedepot) -------------------------------------------

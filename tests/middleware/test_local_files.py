@@ -14,7 +14,7 @@ from sa_depot.exceptions import ConfigurationError
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.middleware import DepotMiddleware, ServingPolicy
 from tests.middleware.conftest import Served
-from tests.middleware.helpers import content, eventually
+from tests.middleware.helpers import DOWNLOADS, content, eventually
 
 MakeMiddleware = Callable[..., DepotMiddleware]
 DATA = content(3 * 1024 * 1024 + 17)
@@ -121,6 +121,26 @@ def test_x_sendfile_names_the_local_path(
     response = served.get(f"/depot/disk/{file_id}")
     assert response.headers["X-Sendfile"] == local_path(local, file_id)
     assert response.content == b""
+
+
+def test_a_front_server_gets_the_headers_of_a_proxied_response(local: FileStorage) -> None:
+    storage_path = local.storage_path  # type: ignore[attr-defined]
+    proxying = Client(DepotMiddleware())
+    handing_off = [
+        Client(DepotMiddleware(policy=ServingPolicy(x_accel_redirect={storage_path: "/_f/"}))),
+        Client(DepotMiddleware(policy=ServingPolicy(x_sendfile=True))),
+    ]
+    names = ("Content-Type", "Content-Disposition", "Content-Security-Policy")
+    for filename, content_type in DOWNLOADS:
+        file_id = local.create(b"payload", filename=filename, content_type=content_type)
+        proxied = proxying.get(f"/depot/disk/{file_id}")
+        assert proxied.data == b"payload"
+        for client in handing_off:
+            handed = client.get(f"/depot/disk/{file_id}")
+            assert handed.data == b""
+            assert {"X-Accel-Redirect", "X-Sendfile"} & set(handed.headers.keys())
+            for name in names:
+                assert handed.headers.get(name) == proxied.headers.get(name), (filename, name)
 
 
 def test_front_server_options_ignore_memory_files(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from werkzeug.test import Client
 from werkzeug.wrappers import Request
 
 from sa_depot.io.interfaces import StoredFile
@@ -29,7 +30,7 @@ from sa_depot.middleware import DepotMiddleware, ServingPolicy
 from sa_depot.serving.representation import SANDBOX_CSP
 from tests.databases import in_ci
 from tests.middleware.conftest import Served
-from tests.middleware.helpers import content
+from tests.middleware.helpers import DOWNLOADS, content
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "serving.md"
@@ -188,6 +189,23 @@ def test_nginx_sends_local_files_with_the_applications_headers(
     head = through_nginx(nginx, f"/depot/disk/{png_id}", method="HEAD")
     assert head.status_code == 200
     assert head.headers["Content-Length"] == str(len(picture))
+
+
+def test_nginx_keeps_the_filename_type_and_disposition_of_every_download(
+    nginx: Nginx, served: Served, make_middleware: MakeMiddleware, storage: LocalFileStorage
+) -> None:
+    policy = ServingPolicy(x_accel_redirect={storage.storage_path: "/_depot_files/"})
+    served.mount(make_middleware(policies={"disk": policy}))
+    proxying = Client(DepotMiddleware())
+    names = ("Content-Type", "Content-Disposition", "Content-Security-Policy")
+    for filename, content_type in DOWNLOADS:
+        file_id = storage.create(b"payload", filename=filename, content_type=content_type)
+        proxied = proxying.get(f"/depot/disk/{file_id}")
+        response = through_nginx(nginx, f"/depot/disk/{file_id}")
+        assert response.content == b"payload"
+        assert served.slot.log[-1].path == f"/depot/disk/{file_id}"  # nginx read the file
+        for name in names:
+            assert response.headers.get(name) == proxied.headers.get(name), (filename, name)
 
 
 def test_the_internal_location_is_not_reachable_directly(

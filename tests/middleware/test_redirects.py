@@ -5,14 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from werkzeug.test import Client
 from werkzeug.wrappers import Request
 
 from sa_depot.exceptions import ConfigurationError
-from sa_depot.io.interfaces import StoredFile
+from sa_depot.io.interfaces import ResponseOverrides, StoredFile
 from sa_depot.manager import DepotManager
 from sa_depot.middleware import DepotMiddleware, ServingPolicy
 from tests.middleware.conftest import Served
-from tests.middleware.helpers import TRACKING_BACKEND, TrackingStorage, content
+from tests.middleware.helpers import (
+    DOWNLOADS,
+    SHOWN_INLINE,
+    TRACKING_BACKEND,
+    TrackingStorage,
+    content,
+)
 
 MakeMiddleware = Callable[..., DepotMiddleware]
 PRESIGNED = "https://bucket.s3.example/{id}?X-Amz-Expires=600&X-Amz-Signature=abc%20def"
@@ -104,3 +111,35 @@ def test_files_without_a_public_url_are_served(
     plain = storage.create(b"no url")
     served.mount(make_middleware())
     assert served.get(f"/depot/s3/{plain}").content == b"no url"
+
+
+def test_a_redirect_asks_the_storage_for_the_headers_of_a_proxied_response(
+    served: Served, make_middleware: MakeMiddleware, storage: TrackingStorage
+) -> None:
+    served.mount(make_middleware())
+    proxying = Client(DepotMiddleware(policy=ServingPolicy(public_urls="proxy")))
+    for filename, content_type in DOWNLOADS:
+        file_id = storage.create(b"data", filename=filename, content_type=content_type)
+        storage.public_urls[file_id] = PRESIGNED.format(id=file_id)
+        proxied = proxying.get(f"/depot/s3/{file_id}")
+        assert proxied.status_code == 200
+        redirected = served.get(f"/depot/s3/{file_id}")
+        assert redirected.status_code == 307, filename
+        assert storage.overrides_asked[file_id] == ResponseOverrides(
+            content_type=proxied.headers["Content-Type"],
+            content_disposition=proxied.headers["Content-Disposition"],
+        ), filename
+        inline = proxied.headers["Content-Disposition"].startswith("inline")
+        assert inline is (content_type.split(";")[0] in SHOWN_INLINE), filename
+
+
+def test_a_storage_whose_url_cannot_carry_the_headers_is_proxied(
+    served: Served, make_middleware: MakeMiddleware, storage: TrackingStorage, file_id: str
+) -> None:
+    storage.carries_overrides = False  # a bare object URL: the store would send its own headers
+    served.mount(make_middleware())
+    for response in (served.get(f"/depot/s3/{file_id}"), served.head(f"/depot/s3/{file_id}")):
+        assert response.status_code == 200
+        assert "Location" not in response.headers
+        assert response.headers["Content-Disposition"] == 'attachment; filename="clip.bin"'
+    assert served.get(f"/depot/s3/{file_id}").content == DATA

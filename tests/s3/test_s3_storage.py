@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -307,6 +308,34 @@ def test_filenames_are_percent_encoded_in_object_metadata(
     assert s3.info(file_id).filename == "résumé 履歴書.pdf"
 
 
+@pytest.mark.parametrize(
+    ("size", "max_single_copy"),
+    [(100, None), (6 * MiB, None), (11 * MiB, 6 * MiB)],
+    ids=["PutObject", "multipart-CopyObject", "multipart-UploadPartCopy"],
+)
+def test_objects_carry_their_download_headers_on_every_upload_path(
+    s3: S3Storage, s3_server: SeaweedS3, s3_bucket: str, size: int, max_single_copy: int | None
+) -> None:
+    """What an unsigned or override-less URL of the object answers: its type, its filename and
+    the disposition decision the middleware makes by default (attachment for HTML)."""
+    if max_single_copy is not None:
+        s3.max_single_copy = max_single_copy
+        s3.copy_part_size = 5 * MiB
+    data = os.urandom(size)
+    file_id = s3.create(data, "Résumé 2024.html", content_type="text/html")
+    head = s3_server.client().head_object(Bucket=s3_bucket, Key=s3.key(file_id))
+    assert head["ContentType"] == "text/html"
+    assert head["ContentDisposition"] == (
+        "attachment; filename=\"Resume 2024.html\"; filename*=UTF-8''R%C3%A9sum%C3%A9%202024.html"
+    )
+    s3.replace(file_id, data, filename="photo.png", content_type="image/png")
+    head = s3_server.client().head_object(Bucket=s3_bucket, Key=s3.key(file_id))
+    assert (head["ContentType"], head["ContentDisposition"]) == (
+        "image/png",
+        'inline; filename="photo.png"',
+    )
+
+
 def test_an_overlong_filename_is_shortened_keeping_its_extension(s3: S3Storage) -> None:
     filename = "書" * 400 + ".pdf"  # 3,600 characters percent-encoded; S3 allows 2 KiB
     file_id = s3.create(b"x", filename)
@@ -314,6 +343,10 @@ def test_an_overlong_filename_is_shortened_keeping_its_extension(s3: S3Storage) 
     assert stored_name is not None
     assert stored_name.endswith(".pdf") and stored_name.startswith("書")
     assert len(stored_name.encode()) * 3 <= MAX_ENCODED_FILENAME
+    with s3.get(file_id) as stored:  # the object's disposition names the stored name
+        disposition = stored.object_headers.content_disposition
+        assert disposition is not None
+        assert disposition.endswith("filename*=UTF-8''" + urllib.parse.quote(stored_name))
 
 
 def test_objects_written_by_filedepot_are_read(
