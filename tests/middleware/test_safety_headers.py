@@ -115,7 +115,7 @@ def test_malformed_stored_types_become_octet_stream(
         ),
         (
             "Крупный.pdf",
-            "inline; filename=\"Krupnyy.pdf\"; "
+            'inline; filename="Krupnyy.pdf"; '
             "filename*=UTF-8''%D0%9A%D1%80%D1%83%D0%BF%D0%BD%D1%8B%D0%B9.pdf",
         ),
         ('a"b\\c.pdf', 'inline; filename="c.pdf"'),  # a client path: last component only
