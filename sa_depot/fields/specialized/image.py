@@ -57,6 +57,7 @@ class UploadedImageWithThumb(UploadedFile):
                         _shrink(image, self.max_size, resized)
                         super().process_content(FileIntent(resized, filename, content_type))
                 else:
+                    spool.seek(0)  # Pillow has read the header
                     super().process_content(FileIntent(spool, filename, content_type))
             spool.seek(0)
             file_id, path, url = store_thumbnail(
