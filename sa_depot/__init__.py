@@ -5,12 +5,14 @@ Importing the package only defines names: nothing is configured, no listener is 
 
 from sa_depot.exceptions import (
     ConfigurationError,
+    CorruptMetadata,
     DepotError,
     FileNotFound,
     InvalidFileId,
     StorageError,
     StorageNotFound,
     UnsupportedContent,
+    WrongUploadType,
 )
 from sa_depot.io.utils import FileIntent
 from sa_depot.manager import DepotManager
@@ -19,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
+    "CorruptMetadata",
     "DepotError",
     "DepotManager",
     "FileIntent",
@@ -27,5 +30,6 @@ __all__ = [
     "StorageError",
     "StorageNotFound",
     "UnsupportedContent",
+    "WrongUploadType",
     "__version__",
 ]

@@ -6,13 +6,18 @@ filedepot users already catch, so that code written for filedepot keeps working:
 =====================  ===============================  ====================================
 sa_depot               also a                           raised when
 =====================  ===============================  ====================================
-StorageNotFound        ``LookupError``                  no storage has the given name
+StorageNotFound        ``LookupError``, ``ValueError``  no storage has the given name
 FileNotFound           ``FileNotFoundError`` (IOError)  the file id is well formed but absent
 InvalidFileId          ``ValueError``                   the id is malformed (``../x``, NUL...)
 UnsupportedContent     ``TypeError``                    the content cannot be stored (``str``)
 ConfigurationError     ``ValueError``                   a storage or manager option is wrong
 StorageError           ``OSError`` (IOError)            the backend failed (disk full, server
                                                         down, wrong credentials...)
+CorruptMetadata        ``OSError``, ``ValueError``      a stored file's metadata is damaged
+                                                        (a StorageError)
+WrongUploadType        ``ValueError``                   a column is given a descriptor of another
+                                                        upload type (a plain UploadedFile for an
+                                                        image column)
 FileDiscarded          ``ValueError``                   an UploadedFile whose file was removed
                                                         with the transaction that uploaded it
                                                         is assigned or saved again
@@ -26,8 +31,12 @@ class DepotError(Exception):
     """Base class of every exception raised by sa_depot."""
 
 
-class StorageNotFound(DepotError, LookupError):
-    """No storage is configured under the requested name."""
+class StorageNotFound(DepotError, LookupError, ValueError):
+    """No storage is configured under the requested name.
+
+    Also a ``ValueError``, which filedepot raised for an alias of a missing storage and for
+    an upload to one (``DepotManager.alias``, ``UploadedFile(content, name)``).
+    """
 
     def __init__(self, name: str | None, configured: list[str]) -> None:
         self.name = name
@@ -84,6 +93,28 @@ class StorageError(DepotError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class CorruptMetadata(StorageError, ValueError):
+    """The metadata a storage keeps for a file is damaged (not JSON, or not what sa_depot or
+    filedepot wrote): restore it from a backup, or delete the file. Also a ``ValueError``,
+    which filedepot raised for it."""
+
+
+class WrongUploadType(DepotError, ValueError):
+    """A column was given a descriptor that is not of its ``upload_type`` (a plain
+    UploadedFile for an ``UploadedImageWithThumb`` column): it lacks what the column's rows
+    promise (a thumbnail...). Assign the content itself, or a descriptor of that type.
+    filedepot raised ``ValueError`` too."""
+
+    def __init__(self, expected: type, given: type) -> None:
+        self.expected = expected
+        self.given = given
+        super().__init__(
+            f"this column stores {expected.__name__} descriptors, not {given.__name__}: assign "
+            f"the content itself (bytes, a file, an upload) so that the column makes a "
+            f"{expected.__name__}, or build one yourself"
+        )
 
 
 class FileDiscarded(DepotError, ValueError):

@@ -126,9 +126,12 @@ class DepotManager:
     def alias(cls, alias: str, name: str) -> None:
         """Let ``alias`` stand for the storage ``name``.
 
-        Rows store the alias, so that files can later be moved to another storage by pointing
-        the alias elsewhere. Re-pointing an existing alias is allowed; shadowing a storage
-        name is not.
+        Files uploaded through the alias (``UploadedFileField(upload_storage=alias)``,
+        ``UploadedFile(content, alias)``) record the storage it points to at that moment, as in
+        filedepot: point the alias at a new storage later and new files go there, while the
+        rows already written keep reading from the old one. Re-pointing an existing alias is
+        allowed; shadowing a storage name is not. Raises :class:`StorageNotFound` (a
+        ``ValueError`` and a ``LookupError``) if ``name`` is not configured.
         """
         if name not in cls._depots:
             raise StorageNotFound(name, cls.names())
@@ -161,8 +164,16 @@ class DepotManager:
         configured storages, and remember it for :meth:`url_for`."""
         from sa_depot.middleware import DepotMiddleware
 
-        cls._middleware = DepotMiddleware(app, **options)
-        return cls._middleware
+        middleware = DepotMiddleware(app, **options)
+        cls.set_middleware(middleware)
+        return middleware
+
+    @classmethod
+    def set_middleware(cls, mw: Any) -> None:
+        """Register ``mw`` as the middleware :meth:`url_for` asks (filedepot's hook for a
+        middleware made by hand; :meth:`make_middleware` calls it). Replaces any previous
+        one, where filedepot raised ``RuntimeError``."""
+        cls._middleware = mw
 
     @classmethod
     def get_middleware(cls) -> Any:
@@ -194,6 +205,13 @@ class DepotManager:
     def _clear(cls) -> None:
         """filedepot's name for :meth:`reset`."""
         cls.reset()
+
+
+#: filedepot's module-level shortcuts (``from depot.manager import get_file``).
+get_depot = DepotManager.get
+get_file = DepotManager.get_file
+configure = DepotManager.configure
+set_default = DepotManager.set_default
 
 
 def remove_paths(paths: Iterable[str]) -> list[tuple[str, BaseException]]:

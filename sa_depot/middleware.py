@@ -22,7 +22,6 @@ storage's own id validation, so no request can name anything outside a configure
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
@@ -39,7 +38,8 @@ from sa_depot.exceptions import (
     StorageError,
     StorageNotFound,
 )
-from sa_depot.io.interfaces import DEFAULT_CHUNK_SIZE, StoredFile
+from sa_depot.io.interfaces import DEFAULT_CHUNK_SIZE as MAX_CHUNK_SIZE
+from sa_depot.io.interfaces import StoredFile
 from sa_depot.manager import DepotManager
 from sa_depot.serving.policy import ServingPolicy
 from sa_depot.serving.representation import (
@@ -48,19 +48,26 @@ from sa_depot.serving.representation import (
     clean_filename,
     describe,
 )
-from sa_depot.serving.responder import SECURITY_HEADERS, Responder, plain_response
+from sa_depot.serving.responder import (
+    SECURITY_HEADERS,
+    Responder,
+    plain_response,
+    with_reason_phrase,
+)
 from sa_depot.serving.signing import UrlSigner, Verdict
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["DEFAULT_INLINE_TYPES", "DepotMiddleware", "ServingPolicy"]
+__all__ = ["DEFAULT_INLINE_TYPES", "DepotMiddleware", "FileServeApp", "ServingPolicy"]
 
 logger = logging.getLogger("sa_depot.middleware")
 
 #: One week, as in filedepot.
 DEFAULT_CACHE_MAX_AGE = 7 * 24 * 3600
 ALLOWED_METHODS = ("GET", "HEAD")
+DEFAULT_CHUNK_SIZE = 64 * 1024
+DEFAULT_MAX_RANGES = 32
 
 
 class DepotMiddleware:
@@ -92,8 +99,8 @@ class DepotMiddleware:
         previous_secrets: Sequence[str | bytes] = (),
         policy: ServingPolicy | None = None,
         policies: Mapping[str, ServingPolicy] | None = None,
-        max_ranges: int = 32,
-        chunk_size: int = 64 * 1024,
+        max_ranges: int = DEFAULT_MAX_RANGES,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
         replace_wsgi_filewrapper: bool = False,
     ) -> None:
         if not isinstance(mountpoint, str) or not mountpoint.startswith("/"):
@@ -105,14 +112,7 @@ class DepotMiddleware:
                 f"mountpoint {mountpoint!r} must be a plain path without '?', '#', '%' or "
                 "control characters"
             )
-        if not isinstance(cache_max_age, int) or cache_max_age < 0:
-            raise ConfigurationError(f"cache_max_age={cache_max_age!r}: use seconds >= 0")
-        if not isinstance(max_ranges, int) or max_ranges < 1:
-            raise ConfigurationError(f"max_ranges={max_ranges!r}: use an integer >= 1")
-        if not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size > DEFAULT_CHUNK_SIZE:
-            raise ConfigurationError(
-                f"chunk_size={chunk_size!r}: use a number of bytes from 1 to {DEFAULT_CHUNK_SIZE}"
-            )
+        _check_serving_options(cache_max_age, max_ranges, chunk_size)
         self.app = app
         #: The prefix of file URLs, without a trailing slash ('' when mounted at '/').
         self.mountpoint = mountpoint.rstrip("/")
@@ -205,9 +205,9 @@ class DepotMiddleware:
         if not (path == prefix or path.startswith(prefix + "/")):
             if self.app is not None:
                 return self.app(environ, start_response)
-            return plain_response(404, "Not Found")(environ, start_response)
+            return with_reason_phrase(plain_response(404, "Not Found"))(environ, start_response)
         response = self._handle(request, path[len(prefix) + 1 :])
-        return response(environ, start_response)
+        return with_reason_phrase(response)(environ, start_response)
 
     def _handle(self, request: Request, subpath: str) -> Response:
         segments = subpath.split("/")
@@ -263,7 +263,7 @@ class DepotMiddleware:
                 if location:
                     stored.close()
                     return self._redirect(policy, location)
-            cache_control = self._cache_control(policy, signed_until)
+            cache_control = policy.cache_control(self.cache_max_age, signed_until)
             return self._responder.respond(request, stored, policy, cache_control, representation)
         except StorageError:
             stored.close()
@@ -314,21 +314,97 @@ class DepotMiddleware:
         response.headers.extend(SECURITY_HEADERS)
         return response
 
-    def _cache_control(self, policy: ServingPolicy, signed_until: int | None) -> str:
-        cache = ResponseCacheControl()
-        if policy.cache == "no-store":
-            cache.no_store = True
-            return cache.to_header()
-        max_age = self.cache_max_age if policy.max_age is None else policy.max_age
-        if signed_until is not None:  # a cached copy must not outlive the link
-            max_age = max(0, min(max_age, signed_until - int(time.time())))
-        if policy.cache == "public":
-            cache.public = True
-        else:
-            cache.private = True
-        cache.max_age = max_age
-        return cache.to_header()
-
     def __repr__(self) -> str:
         mode = "standalone" if self.app is None else f"wrapping {self.app!r}"
         return f"<DepotMiddleware at {self.mountpoint or '/'!r} {mode}>"
+
+
+class FileServeApp:
+    """A WSGI application serving one stored file: filedepot's ``FileServeApp``, for
+    applications that serve a file from a view of their own (after checking who may see it)::
+
+        def download(request, document_id):
+            document = load(document_id)          # the application's own access rules
+            return FileServeApp(document.content.file, cache_max_age=3600)
+
+    It answers GET and HEAD as :class:`DepotMiddleware` answers a file: conditional requests
+    (304, 412), Range (206, 416), ``ETag``, ``Last-Modified``, ``Cache-Control`` with
+    ``Expires``, a safe ``Content-Type`` and ``Content-Disposition`` (see
+    :mod:`sa_depot.serving`), and 405 for other methods. It owns ``storedfile``: the file is
+    closed when the response ends. One instance answers one request.
+
+    :param storedfile: the opened :class:`~sa_depot.io.interfaces.StoredFile`.
+    :param cache_max_age: ``max-age`` in seconds, unless ``policy`` sets one.
+    :param replace_wsgi_filewrapper: ``True`` never uses the server's ``wsgi.file_wrapper``.
+    :param policy: caching and inline types (:class:`ServingPolicy`); its ``authorize`` and
+        ``require_signature`` are the view's business and are not applied here. The default
+        caches privately, where filedepot sent ``public``.
+    :param chunk_size: bytes read from the storage at a time.
+    :param max_ranges: a Range asking for more parts than this gets the whole file.
+
+    The attributes filedepot's had are kept: ``file``, ``filename``, ``last_modified``,
+    ``content_length``, ``content_type``, ``cache_expires``, ``replace_wsgi_filewrapper``.
+    """
+
+    def __init__(
+        self,
+        storedfile: StoredFile,
+        cache_max_age: int = DEFAULT_CACHE_MAX_AGE,
+        replace_wsgi_filewrapper: bool = False,
+        *,
+        policy: ServingPolicy | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_ranges: int = DEFAULT_MAX_RANGES,
+    ) -> None:
+        _check_serving_options(cache_max_age, max_ranges, chunk_size)
+        if not isinstance(storedfile, StoredFile):
+            raise ConfigurationError(
+                f"FileServeApp serves a StoredFile (storage.get(file_id), uploaded.file), not "
+                f"{type(storedfile).__name__}"
+            )
+        self.file = storedfile
+        self.filename = storedfile.filename
+        self.last_modified = storedfile.last_modified
+        self.content_length = storedfile.content_length
+        self.content_type = storedfile.content_type
+        self.cache_expires = cache_max_age
+        self.replace_wsgi_filewrapper = replace_wsgi_filewrapper
+        self.policy = policy if policy is not None else ServingPolicy()
+        self._responder = Responder(
+            chunk_size=chunk_size,
+            max_ranges=max_ranges,
+            use_file_wrapper=not replace_wsgi_filewrapper,
+        )
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ, populate_request=False, shallow=True)
+        if request.method not in ALLOWED_METHODS:
+            self.file.close()
+            response = plain_response(
+                405,
+                f"Method Not Allowed: files answer {' and '.join(ALLOWED_METHODS)}",
+                [("Allow", ", ".join(ALLOWED_METHODS))],
+            )
+        else:
+            cache_control = self.policy.cache_control(self.cache_expires)
+            representation = describe(
+                self.file.filename, self.file.content_type, self.policy.inline_types
+            )
+            response = self._responder.respond(
+                request, self.file, self.policy, cache_control, representation
+            )
+        return with_reason_phrase(response)(environ, start_response)
+
+    def __repr__(self) -> str:
+        return f"<FileServeApp {self.file!r}>"
+
+
+def _check_serving_options(cache_max_age: int, max_ranges: int, chunk_size: int) -> None:
+    if not isinstance(cache_max_age, int) or cache_max_age < 0:
+        raise ConfigurationError(f"cache_max_age={cache_max_age!r}: use seconds >= 0")
+    if not isinstance(max_ranges, int) or max_ranges < 1:
+        raise ConfigurationError(f"max_ranges={max_ranges!r}: use an integer >= 1")
+    if not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size > MAX_CHUNK_SIZE:
+        raise ConfigurationError(
+            f"chunk_size={chunk_size!r}: use a number of bytes from 1 to {MAX_CHUNK_SIZE}"
+        )

@@ -71,7 +71,7 @@ class FakeUploadFile:
 # -- the input kinds --------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
 def test_bytes_like_content(kind: type) -> None:
-    assert prepared(kind(PDF)) == (PDF, None, "application/pdf")
+    assert prepared(kind(PDF)) == (PDF, "unnamed", "application/pdf")
 
 
 def test_a_seekable_binary_file_gives_its_name(tmp_path: Path) -> None:
@@ -81,11 +81,11 @@ def test_a_seekable_binary_file_gives_its_name(tmp_path: Path) -> None:
         assert prepared(fileobj) == (PDF, "report.pdf", "application/pdf")
 
 
-def test_a_file_object_without_a_usable_name_gives_no_filename() -> None:
-    assert prepared(io.BytesIO(PDF)) == (PDF, None, "application/pdf")
+def test_a_file_object_without_a_usable_name_is_unnamed_as_in_filedepot() -> None:
+    assert prepared(io.BytesIO(PDF)) == (PDF, "unnamed", "application/pdf")
     stdin_like = io.BytesIO(PDF)
     stdin_like.name = "<stdin>"
-    assert prepared(stdin_like)[1] is None
+    assert prepared(stdin_like)[1] == "unnamed"
 
 
 def test_a_pipe_is_read_to_the_end() -> None:
@@ -100,7 +100,7 @@ def test_a_pipe_is_read_to_the_end() -> None:
     feeder.start()
     with os.fdopen(read_fd, "rb", buffering=0) as reader:
         assert not reader.seekable()
-        assert prepared(reader) == (data, None, "application/pdf")
+        assert prepared(reader) == (data, "unnamed", "application/pdf")
     feeder.join(10)
 
 
@@ -152,7 +152,7 @@ def test_werkzeug_file_storage() -> None:
 
 def test_werkzeug_file_storage_without_filename_or_type() -> None:
     upload = WerkzeugFileStorage(stream=io.BytesIO(PDF))
-    assert prepared(upload) == (PDF, None, "application/pdf")
+    assert prepared(upload) == (PDF, "unnamed", "application/pdf")
 
 
 def test_starlette_upload_file() -> None:
@@ -165,7 +165,7 @@ def test_starlette_upload_file_without_filename_is_read_through_its_file(
     filename: str | None,
 ) -> None:
     upload = FakeUploadFile(io.BytesIO(PDF), filename, None)
-    assert prepared(upload) == (PDF, None, "application/pdf")
+    assert prepared(upload) == (PDF, "unnamed", "application/pdf")
 
 
 def test_a_stored_file_of_another_storage() -> None:
@@ -175,8 +175,13 @@ def test_a_stored_file_of_another_storage() -> None:
         assert prepared(stored) == (PDF, "source.pdf", "application/x-source")
 
 
-def test_file_from_content_gives_a_readable_stream() -> None:
-    assert file_from_content(bytearray(b"compat")).read() == b"compat"
+def test_file_from_content_gives_filedepots_pair() -> None:
+    must_close, fileobj = file_from_content(bytearray(b"compat"))
+    assert must_close and fileobj.read() == b"compat"
+    source = io.BytesIO(b"read already")
+    source.read()
+    must_close, fileobj = file_from_content(source)
+    assert not must_close and fileobj is source and fileobj.read() == b"read already"
 
 
 # -- refusals ---------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ class DemoApp:
 
     def _row(self, record: Any) -> Row:
         upload: UploadedFile = record.upload
-        thumbnail_path = upload.get("thumbnail_path")
+        thumbnail_path = upload.get("thumb_path") or upload.get("thumbnail_path")
         return Row(
             id=record.id,
             name=upload.filename or record.name,

@@ -6,8 +6,9 @@ JSON as is, and code written for filedepot that treats it as a dict keeps workin
 is the only change SQLAlchemy needs to track.
 
 While it is being built (in :meth:`DepotFileInfo.process_content` and in the
-:meth:`FileFilter.on_save` of the column's filters) it is writable, so that filters written
-for filedepot, which set keys on the descriptor, keep working.
+:meth:`FileFilter.on_save` of the column's filters) it is writable, by key or by attribute
+(``f["key"] = v``, ``f.key = v``, ``del f.key``), so that filters written for filedepot keep
+working; after that every way of changing it raises ``TypeError``, as in filedepot.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class DepotFileInfo(dict[str, Any]):
     is the one sa_depot uses.
     """
 
-    __slots__ = ("__weakref__", "_frozen", "_record")
+    __slots__ = ("__weakref__", "_frozen", "_original", "_record")
 
     def __init__(
         self,
@@ -38,11 +39,18 @@ class DepotFileInfo(dict[str, Any]):
         super().__init__()
         self._frozen = False
         self._record: Any = None
+        self._original: Any = None
         if isinstance(content, Mapping):
             dict.update(self, content)
             self.loaded()
         else:
-            dict.__setitem__(self, "depot_name", depot_name or DepotManager.get_default())
+            # An alias is recorded as the storage it stands for now (as filedepot does), so
+            # that re-pointing the alias later sends new files elsewhere and keeps old rows
+            # readable. An unknown name raises StorageNotFound, a ValueError as filedepot's.
+            name = depot_name or DepotManager.get_default()
+            DepotManager.get(name)
+            dict.__setitem__(self, "depot_name", DepotManager.resolve_alias(name))
+            self._original = content
             try:
                 self.process_content(content)
                 for file_filter in filters:
@@ -50,6 +58,8 @@ class DepotFileInfo(dict[str, Any]):
             except BaseException:
                 self.abort()
                 raise
+            finally:
+                self._original = None  # the upload may be large: do not keep it alive
             self.processed()
         self._frozen = True
 
@@ -65,13 +75,24 @@ class DepotFileInfo(dict[str, Any]):
     ) -> tuple[str, str]:
         """Store ``content`` (a derivative, during :meth:`process_content` or a filter's
         :meth:`FileFilter.on_save`) as one more file this descriptor owns; return
-        ``(file_id, path)``."""
+        ``(path, file_id)``, as filedepot's ``UploadedFile.store_content`` does."""
         raise NotImplementedError
 
     @property
     def file(self) -> Any:
         """The stored file, open for reading (a :class:`~sa_depot.io.interfaces.StoredFile`)."""
         raise NotImplementedError
+
+    @property
+    def original_content(self) -> Any:
+        """The content being stored, while :meth:`process_content` and the filters run
+        (filedepot's attribute); ``None`` afterwards and for descriptors loaded from a row.
+
+        filedepot's filters read it with ``depot.io.utils.file_from_content``, which rewinds
+        it. A stream that cannot seek has been read into the storage by then: read the stored
+        file, ``uploaded_file.file``, which works for every kind of content.
+        """
+        return self._original
 
     def loaded(self) -> None:
         """Called after the descriptor was built from a dict (a row, or a copy)."""
@@ -113,8 +134,20 @@ class DepotFileInfo(dict[str, Any]):
     def __setattr__(self, name: str, value: Any) -> None:
         if name in DepotFileInfo.__slots__:
             object.__setattr__(self, name, value)
-        else:
+        elif self._frozen:
             self._refuse()
+        else:  # filedepot's filters set keys as attributes: uploaded_file.thumb_id = ...
+            dict.__setitem__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self._frozen:
+            self._refuse()
+        try:
+            dict.__delitem__(self, name)
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute or key {name!r}"
+            ) from None
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         if self._frozen:

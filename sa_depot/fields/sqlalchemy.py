@@ -33,7 +33,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from sa_depot.exceptions import FileDiscarded, UnsupportedContent
+from sa_depot.exceptions import FileDiscarded, UnsupportedContent, WrongUploadType
 from sa_depot.fields.interfaces import FileFilter
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.orm.install import watch_mappers
@@ -96,6 +96,8 @@ class UploadedFileField(TypeDecorator[UploadedFile]):
         if value is None:
             return None
         if isinstance(value, UploadedFile):
+            if not isinstance(value, self.upload_type):  # as filedepot: refused at flush
+                raise WrongUploadType(self.upload_type, type(value))
             record = value.lifecycle
             if record is not None and record.discarded:
                 raise FileDiscarded(record.path)

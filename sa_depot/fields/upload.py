@@ -36,6 +36,7 @@ a change of CDN, bucket or policy (it would then link unsigned to a now private 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -84,9 +85,9 @@ class UploadedFile(DepotFileInfo):
         self, content: Any, filename: str | None = None, content_type: str | None = None
     ) -> tuple[str, str]:
         """Store ``content`` in this descriptor's storage, list it in ``files``, and return
-        ``(file_id, path)``. Filters store their derivatives with it."""
+        ``(path, file_id)`` (filedepot's order). Filters store their derivatives with it."""
         info, path = self._store_file(content, filename, content_type)
-        return info.file_id, path
+        return path, info.file_id
 
     def _store_file(
         self, content: Any, filename: str | None, content_type: str | None
@@ -115,6 +116,16 @@ class UploadedFile(DepotFileInfo):
         completed = dict(self)
         descriptor.complete_loaded(completed)
         dict.update(self, completed)
+
+    # -- JSON (filedepot's names) ------------------------------------------------------------
+    def encode(self) -> str:
+        """The descriptor as JSON text, as a text column stores it."""
+        return json.dumps(self)
+
+    @classmethod
+    def decode(cls, data: str | bytes) -> UploadedFile:
+        """The descriptor encoded by :meth:`encode` (or written by filedepot)."""
+        return cls(json.loads(data))
 
     # -- the descriptor ----------------------------------------------------------------------
     @property

@@ -225,9 +225,11 @@ class StoredFile(io.RawIOBase):
             yield chunk
 
     def __repr__(self) -> str:
+        # filedepot's form: <MemoryStoredFile:<id> filename=a.txt content_type=text/plain
+        # last_modified=2024-05-04 10:21:07+00:00>
         return (
-            f"<{type(self).__name__} {self.file_id} filename={self.filename!r} "
-            f"content_type={self.content_type!r} content_length={self.content_length}>"
+            f"<{type(self).__name__}:{self.file_id} filename={self.filename} "
+            f"content_type={self.content_type} last_modified={self.last_modified}>"
         )
 
 
@@ -399,6 +401,19 @@ class FileStorage(abc.ABC):
         if self.storage_name:
             return repr(self.storage_name)
         return type(self).__name__
+
+    @staticmethod
+    def fileinfo(
+        fileobj: Any,
+        filename: str | None = None,
+        content_type: str | None = None,
+        existing: Any = None,
+    ) -> tuple[Any, str, str]:
+        """filedepot's ``FileStorage.fileinfo(fileobj, filename, content_type, existing)``:
+        ``(content, filename, content_type)``; see :func:`sa_depot.io.utils.fileinfo`."""
+        from sa_depot.io.utils import fileinfo  # utils imports this module
+
+        return fileinfo(fileobj, filename, content_type, existing)
 
     def fileid(self, file_or_id: StoredFile | str) -> str:
         """The validated id of ``file_or_id``; raises :class:`InvalidFileId`."""

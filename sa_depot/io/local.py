@@ -58,7 +58,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sa_depot.exceptions import ConfigurationError, FileNotFound, InvalidFileId, StorageError
+from sa_depot.exceptions import (
+    ConfigurationError,
+    CorruptMetadata,
+    FileNotFound,
+    InvalidFileId,
+    StorageError,
+)
 from sa_depot.io.interfaces import (
     DEFAULT_CHUNK_SIZE,
     FileInfo,
@@ -195,15 +201,19 @@ class LocalFileStorage(FileStorage):
             raise ConfigurationError(
                 f"chunk_size must be a positive number of bytes, not {chunk_size}"
             )
-        self.storage_path = os.path.abspath(os.fspath(storage_path))
+        #: The directory as configured (``'./files'`` stays relative, as in filedepot).
+        self.storage_path = os.fspath(storage_path)
+        #: The same directory as an absolute path, resolved once: files stay where they were
+        #: even if the process changes its working directory later.
+        self.root = os.path.abspath(self.storage_path)
         self.fsync = fsync
         self.chunk_size = chunk_size
-        with self._disk("create the storage directory", self.storage_path):
-            os.makedirs(self.storage_path, exist_ok=True)
+        with self._disk("create the storage directory", self.root):
+            os.makedirs(self.root, exist_ok=True)
 
     @property
     def description(self) -> str:
-        return f"{super().description} at {self.storage_path!r}"
+        return f"{super().description} at {self.root!r}"
 
     # -- the primitives ----------------------------------------------------------------------
     def _write(self, content: IncomingContent, *, replace: bool) -> None:
@@ -281,8 +291,8 @@ class LocalFileStorage(FileStorage):
         return self._is_file(paths.metadata) or self._is_file(paths.legacy_metadata)
 
     def _iter_ids(self) -> Iterator[str]:
-        for name in self._scan(self.storage_path):
-            path = os.path.join(self.storage_path, name)
+        for name in self._scan(self.root):
+            path = os.path.join(self.root, name)
             if _SHARD_RE.match(name):
                 for sub in self._scan(path):
                     if _SHARD_RE.match(sub):
@@ -302,8 +312,8 @@ class LocalFileStorage(FileStorage):
         """
         cutoff = time.time() - older_than.total_seconds()
         removed: list[str] = []
-        for name in self._scan(self.storage_path):
-            path = os.path.join(self.storage_path, name)
+        for name in self._scan(self.root):
+            path = os.path.join(self.root, name)
             if _SHARD_RE.match(name):
                 for sub in self._scan(path):
                     if _SHARD_RE.match(sub):
@@ -355,18 +365,18 @@ class LocalFileStorage(FileStorage):
         seps = {os.sep, os.altsep or os.sep, "\0"}
         if not plain and (not file_id or file_id in {".", ".."} or any(s in file_id for s in seps)):
             raise InvalidFileId(self.description, file_id, "a single path component")
-        directory = os.path.join(self.storage_path, file_id[:2], file_id[2:4])
+        directory = os.path.join(self.root, file_id[:2], file_id[2:4])
         paths = _Paths(
             directory=directory,
             metadata=os.path.join(directory, file_id + _METADATA_SUFFIX),
-            legacy_directory=os.path.join(self.storage_path, file_id),
+            legacy_directory=os.path.join(self.root, file_id),
         )
         if plain:  # the checks below cost a third of a small file's get()
             return paths
         for path in (paths.metadata, paths.legacy_directory):
             resolved = os.path.normpath(path)
-            inside = os.path.commonpath([self.storage_path, resolved]) == self.storage_path
-            if not inside or resolved == self.storage_path:
+            inside = os.path.commonpath([self.root, resolved]) == self.root
+            if not inside or resolved == self.root:
                 raise InvalidFileId(
                     self.description, file_id, "an id that stays inside the storage directory"
                 )
@@ -381,12 +391,12 @@ class LocalFileStorage(FileStorage):
             record = self._parse_metadata(paths.metadata, raw)
             blob = record.get("blob")
             if not isinstance(blob, str) or _BLOB_RE.match(blob) is None:
-                raise StorageError(
+                raise CorruptMetadata(
                     self.description,
                     f"the metadata file {paths.metadata!r} names no valid blob: it was changed "
                     "outside sa_depot. Restore it or delete the file.",
                 )
-            info = FileInfo.from_dict(file_id, record)
+            info = self._info(file_id, paths.metadata, record)
             return _Located(info, paths.blob(blob), raw)
         if not legacy:
             return None
@@ -394,7 +404,8 @@ class LocalFileStorage(FileStorage):
         if raw is None:
             return None
         record = self._parse_metadata(paths.legacy_metadata, raw)
-        return _Located(FileInfo.from_dict(file_id, record), paths.legacy_data, None)
+        info = self._info(file_id, paths.legacy_metadata, record)
+        return _Located(info, paths.legacy_data, None)
 
     def _read_if_exists(self, path: str) -> bytes | None:
         try:
@@ -411,12 +422,22 @@ class LocalFileStorage(FileStorage):
         except ValueError:
             record = None
         if not isinstance(record, dict):
-            raise StorageError(
+            raise CorruptMetadata(
                 self.description,
                 f"the metadata file {path!r} is not a JSON object: it was damaged outside "
                 "sa_depot (or by a power loss with fsync=False). Restore it or delete the file.",
             )
         return record
+
+    def _info(self, file_id: str, path: str, record: dict[str, Any]) -> FileInfo:
+        try:
+            return FileInfo.from_dict(file_id, record)
+        except (ValueError, TypeError) as exc:  # a malformed date, a list for the name...
+            raise CorruptMetadata(
+                self.description,
+                f"the metadata file {path!r} holds an invalid value ({exc}): it was changed "
+                "outside sa_depot. Restore it or delete the file.",
+            ) from exc
 
     def _is_file(self, path: str) -> bool:
         try:

@@ -28,7 +28,10 @@ from sa_depot.exceptions import UnsupportedContent
 from sa_depot.io.content_types import DEFAULT_CONTENT_TYPE as DEFAULT_CONTENT_TYPE
 from sa_depot.io.content_types import SNIFF_BYTES, guess_content_type
 from sa_depot.io.interfaces import StoredFile
+from sa_depot.utils import utcnow_naive
 
+#: The filename of content stored without one (filedepot's ``'unnamed'``).
+DEFAULT_FILENAME = "unnamed"
 #: filedepot compatibility: filedepot spooled uploads above this size to disk.
 INMEMORY_FILESIZE = 1024 * 1024
 
@@ -48,6 +51,11 @@ class FileIntent:
     @property
     def fileobj(self) -> Any:
         return self._fileobj
+
+    @property
+    def fileinfo(self) -> tuple[Any, str | None, str | None]:
+        """``(fileobj, filename, content_type)``, as filedepot's ``FileIntent.fileinfo``."""
+        return self._fileobj, self.filename, self.content_type
 
     def __repr__(self) -> str:
         return f"FileIntent(filename={self.filename!r}, content_type={self.content_type!r})"
@@ -136,10 +144,11 @@ class _HeadReader(io.RawIOBase):
 
 def prepare_content(
     content: Any, filename: str | None = None, content_type: str | None = None
-) -> tuple[BinaryIO, str | None, str]:
+) -> tuple[BinaryIO, str, str]:
     """Normalise any accepted content into ``(binary stream, filename, content type)``.
 
-    Explicit ``filename``/``content_type`` arguments win over those the content carries.
+    Explicit ``filename``/``content_type`` arguments win over those the content carries;
+    content without a name is named :data:`DEFAULT_FILENAME` (``'unnamed'``, as in filedepot).
     Reads at most :data:`SNIFF_BYTES` bytes ahead (to detect the type); the rest of the content
     is read by the caller, in chunks.
     """
@@ -148,7 +157,7 @@ def prepare_content(
             "cannot store a str: files are bytes. Pass content.encode('utf-8'), or a file "
             "opened in binary mode ('rb')."
         )
-    filename = filename or content_filename(content)
+    filename = filename or content_filename(content) or DEFAULT_FILENAME
     content_type = content_type or _carried_content_type(content)
     stream = _raw_stream(content)
     if not callable(getattr(stream, "read", None)):
@@ -190,6 +199,66 @@ def _read_head(stream: Any, size: int) -> bytes:
     return b"".join(parts)
 
 
-def file_from_content(content: Any) -> BinaryIO:
-    """filedepot compatibility: a binary stream for any accepted content."""
-    return prepare_content(content)[0]
+def file_from_content(content: Any) -> tuple[bool, Any]:
+    """filedepot's helper: ``(must_close, fileobj)``, a readable binary file for any accepted
+    content, rewound to its start when it can seek.
+
+    ``must_close`` is true when the file was made here (from bytes), so the caller closes it;
+    otherwise ``fileobj`` is the caller's own (the file, the upload's inner stream, the
+    stored file). A stream that cannot seek is returned where it is: if it was read already,
+    read the stored file instead (``uploaded_file.file``). Raises
+    :class:`~sa_depot.exceptions.UnsupportedContent` (a ``TypeError``) for a ``str``.
+    """
+    if isinstance(content, str) or (
+        isinstance(content, FileIntent) and isinstance(content.fileobj, str)
+    ):
+        raise UnsupportedContent("cannot store a str: files are bytes; pass content.encode()")
+    inner = content.fileobj if isinstance(content, FileIntent) else content
+    stream = _raw_stream(content)
+    if _can_seek(stream):
+        stream.seek(0)
+    return isinstance(inner, (bytes, bytearray, memoryview)), stream
+
+
+def fileinfo(
+    fileobj: Any,
+    filename: str | None = None,
+    content_type: str | None = None,
+    existing: Any = None,
+) -> tuple[Any, str, str]:
+    """filedepot's ``FileStorage.fileinfo``: ``(content, filename, content_type)`` for
+    ``fileobj``, without reading a stream.
+
+    ``content`` is what a storage would read: the upload's inner file for a web framework's
+    upload object, ``fileobj`` itself otherwise. The filename and content type are the
+    arguments, else those ``fileobj`` carries, else (without a filename) those of
+    ``existing`` (a :class:`StoredFile`, or a callable returning one) when given; then
+    :data:`DEFAULT_FILENAME` and a type sniffed from bytes content, guessed from the name, or
+    ``application/octet-stream``. A :class:`FileIntent` gives its own three values unchanged.
+    """
+    if isinstance(fileobj, FileIntent):
+        return fileobj.fileinfo  # type: ignore[return-value]
+    content = fileobj
+    if not isinstance(fileobj, (bytes, bytearray, memoryview, StoredFile)):
+        content = _raw_stream(fileobj)
+    filename = filename or content_filename(fileobj)
+    content_type = content_type or _carried_content_type(fileobj)
+    if filename is None and existing is not None:
+        previous = existing() if callable(existing) else existing
+        return content, previous.filename, previous.content_type
+    if content_type is None:
+        head = bytes(fileobj[:SNIFF_BYTES]) if isinstance(fileobj, (bytes, bytearray)) else b""
+        content_type = guess_content_type(head, filename)
+    return content, filename or DEFAULT_FILENAME, content_type
+
+
+def timestamp() -> str:
+    """The current UTC time in filedepot's format, ``'%Y-%m-%d %H:%M:%S'``."""
+    return utcnow_naive().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _can_seek(stream: Any) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, ValueError):  # no seekable(), or a closed file
+        return False

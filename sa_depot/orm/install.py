@@ -12,7 +12,6 @@ every listener (tests).
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,7 @@ from sa_depot.orm.core_statements import on_after_execute
 from sa_depot.orm.flush_events import make_flush_listeners, make_set_listener
 from sa_depot.orm.mapped import (
     FileField,
-    file_fields_of,
+    equipped_mappers,
     forget_fields,
     is_file_column,
     record_fields,
@@ -34,8 +33,6 @@ from sa_depot.orm.mapped import (
 
 _lock = threading.RLock()
 
-#: The equipped mappers, weakly, so that :func:`uninstall` can find their listeners.
-_equipped: weakref.WeakSet[Mapper[Any]] = weakref.WeakSet()
 
 _SESSION_EVENTS: dict[str, Callable[..., Any]] = {
     "before_attach": session_events.on_before_attach,
@@ -89,12 +86,11 @@ def install_for_mapper(mapper: Mapper[Any], fields: dict[str, FileField]) -> Non
             event.listen(mapper, identifier, fn)
             installed.append((mapper, identifier, fn))
         mapper.class_manager.info[_MAPPER_LISTENERS] = installed
-        _equipped.add(mapper)
 
 
 def installed_mappers() -> list[Mapper[Any]]:
     """The mappers equipped so far (and not disposed of)."""
-    return [m for m in list(_equipped) if file_fields_of(m) is not None]
+    return equipped_mappers()
 
 
 def uninstall() -> None:
@@ -105,14 +101,13 @@ def uninstall() -> None:
     created; mappers configured before are not (call :func:`install_for_mapper`).
     """
     with _lock:
-        for mapper in list(_equipped):
+        for mapper in equipped_mappers():
             for target, identifier, fn in reversed(
                 mapper.class_manager.info.pop(_MAPPER_LISTENERS, [])
             ):
                 if event.contains(target, identifier, fn):
                     event.remove(target, identifier, fn)
             forget_fields(mapper)
-        _equipped.clear()
         if event.contains(Mapper, "mapper_configured", _on_mapper_configured):
             event.remove(Mapper, "mapper_configured", _on_mapper_configured)
         for identifier, fn in _SESSION_EVENTS.items():

@@ -9,7 +9,11 @@ kept in its session's ``info``. A ledger lists
   them; a record moves to the ledger of the innermost transaction that flushes it);
 * ``removals``: the files that a flush (or an ORM-enabled statement) of this transaction let
   go of last, as the file registry decided (:func:`sa_depot.database.registry.detach`),
-  already written to the removal journal on the same connection.
+  already written to the removal journal on the same connection. Files the registry does not
+  know (rows written before it, not adopted) are journaled too, marked *to verify*: after the
+  commit, :func:`~sa_depot.database.references.referenced_paths` asks the file columns whether
+  a committed row still references them (a scan, until the rows are adopted), and those are
+  kept.
 
 When a SAVEPOINT is released its ledger is merged into its parent's. When one is rolled back,
 its uploads are removed and its removals forgotten (the database forgets their registry and
@@ -24,16 +28,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, SessionTransaction
 
 from sa_depot.database import journal, registry
 from sa_depot.database.provision import ensure_schema
+from sa_depot.database.references import forget_tables, referenced_paths
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.manager import remove_paths
 from sa_depot.orm import records
+from sa_depot.orm.mapped import equipped_mappers, file_column, file_fields_of
 from sa_depot.orm.records import UploadRecord
 from sa_depot.orm.settings import settings
 
@@ -50,6 +56,8 @@ class Removal(NamedTuple):
     engine: sa.Engine
     #: Whether that transaction wrote it to the removal journal.
     journaled: bool
+    #: Whether the registry did not know the file: the columns are asked before removing it.
+    verify: bool = False
 
 
 @dataclass(eq=False)
@@ -149,21 +157,22 @@ def release(
     ensure_schema(connection)
     outcome = registry.detach(connection, ref, paths)
     if outcome.unregistered:
-        _log.info(
-            "sa_depot left %d file(s) of %s.%s to the collector: the file registry does not "
-            "know them (rows written before it, by filedepot or by raw SQL), so another row "
-            "may use them; register them with sa-depot adopt: %s",
-            len(outcome.unregistered),
+        _log.debug(
+            "%s.%s let go of %d file(s) the registry does not know (rows not adopted): the "
+            "file columns are checked after the commit; sa-depot adopt makes that a lookup",
             ref.table,
             ref.column,
-            ", ".join(outcome.unregistered),
+            len(outcome.unregistered),
         )
-    fresh = [p for p in outcome.released if p not in found.removal_paths]
+    to_verify = set(outcome.unregistered)
+    fresh = [p for p in [*outcome.released, *outcome.unregistered] if p not in found.removal_paths]
     if not fresh:
         return
     if settings.journal:
         journal.record_removals(connection, fresh)
-    found.removals.extend(Removal(p, connection.engine, settings.journal) for p in fresh)
+    found.removals.extend(
+        Removal(p, connection.engine, settings.journal, p in to_verify) for p in fresh
+    )
     found.removal_paths.update(fresh)
 
 
@@ -186,12 +195,12 @@ def transaction_ended(session: Session, transaction: SessionTransaction) -> None
         assert transaction.parent is not None
         ledger(session, boundary_of(transaction.parent)).absorb(found)
     elif found.committed:
-        _finish_commit(found)
+        _finish_commit(found, session)
     else:
         records.remove_files(records.end_of_transaction(found, committed=False))
 
 
-def _finish_commit(found: Ledger) -> None:
+def _finish_commit(found: Ledger, session: Session) -> None:
     records.remove_files(records.end_of_transaction(found, committed=True))
     if not found.removals:
         return
@@ -203,18 +212,33 @@ def _finish_commit(found: Ledger) -> None:
             "outer transaction still open: %d removals left to the collector", len(found.removals)
         )
         return
-    _remove_after_commit(found.removals)
+    _remove_after_commit(found.removals, session)
 
 
-def _remove_after_commit(removals: Sequence[Removal]) -> None:
+def _remove_after_commit(removals: Sequence[Removal], session: Session) -> None:
+    kept: set[str] = set()  # referenced: the file stays, its journal row goes
+    unchecked: set[str] = set()  # the check failed: file and journal row both stay
+    to_verify = [r.path for r in removals if r.verify]
+    if to_verify and settings.check_references:
+        try:
+            kept = still_referenced(session, to_verify)
+        except sa.exc.SQLAlchemyError as exc:  # the commit succeeded: do not hide that
+            _log.warning(
+                "sa_depot could not check whether committed rows still reference files the "
+                "registry does not know (%s), so it removes none of them; the collector will: "
+                "%s",
+                exc,
+                ", ".join(to_verify),
+            )
+            unchecked = set(to_verify)
     by_engine: dict[tuple[sa.Engine, bool], list[str]] = {}
     for removal in removals:
         by_engine.setdefault((removal.engine, removal.journaled), []).append(removal.path)
     for (engine, journaled), paths in by_engine.items():
-        failures = remove_paths(paths)
+        failures = remove_paths([p for p in paths if p not in kept and p not in unchecked])
         if not journaled:
             continue
-        failed = {path for path, _ in failures}
+        failed = {path for path, _ in failures} | unchecked
         try:
             journal.complete_removals(engine, [p for p in paths if p not in failed])
             journal.record_failures(engine, failures)
@@ -227,6 +251,37 @@ def _remove_after_commit(removals: Sequence[Removal]) -> None:
             )
 
 
+def still_referenced(session: Session, paths: Sequence[str]) -> set[str]:
+    """Those of ``paths`` that a committed row of a file column of any equipped mapper
+    references, read in a transaction of its own on the engine each mapper is bound to in
+    ``session`` (one ``LIKE`` query per column: see
+    :func:`~sa_depot.database.references.referenced_paths`)."""
+    columns: dict[sa.Engine, list[sa.Column[Any]]] = {}
+    for mapper in equipped_mappers():
+        try:
+            bind = session.get_bind(mapper=mapper)
+        except sa.exc.UnboundExecutionError:
+            continue  # this session cannot reach the mapper's table
+        engine = bind.engine if isinstance(bind, sa.Connection) else bind
+        fields = file_fields_of(mapper) or {}
+        columns.setdefault(engine, []).extend(file_column(mapper, key) for key in fields)
+    found: set[str] = set()
+    for engine, engine_columns in columns.items():
+        try:
+            found |= _referenced_in(engine, engine_columns, paths)
+        except sa.exc.DBAPIError:  # a table dropped since it was seen? look again, once
+            forget_tables(engine)
+            found |= _referenced_in(engine, engine_columns, paths)
+    return found
+
+
+def _referenced_in(
+    engine: sa.Engine, columns: list[sa.Column[Any]], paths: Sequence[str]
+) -> set[str]:
+    with engine.connect() as connection, connection.begin():
+        return referenced_paths(connection, columns, paths)
+
+
 __all__ = [
     "Ledger",
     "Removal",
@@ -237,5 +292,6 @@ __all__ = [
     "mark_committed",
     "register",
     "release",
+    "still_referenced",
     "transaction_ended",
 ]

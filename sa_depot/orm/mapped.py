@@ -8,6 +8,7 @@ the record with it.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
@@ -16,6 +17,9 @@ from sqlalchemy.orm import Mapper
 from sa_depot.database.registry import RowRef, row_key
 
 _INFO_KEY = "sa_depot.file_fields"
+
+#: The equipped mappers, weakly (what each holds is on the mapper itself).
+_equipped: weakref.WeakSet[Mapper[Any]] = weakref.WeakSet()
 
 
 @runtime_checkable
@@ -52,11 +56,18 @@ def record_fields(mapper: Mapper[Any], fields: dict[str, FileField]) -> bool:
     if _INFO_KEY in info:
         return False
     info[_INFO_KEY] = dict(fields)
+    _equipped.add(mapper)
     return True
 
 
 def forget_fields(mapper: Mapper[Any]) -> None:
     mapper.class_manager.info.pop(_INFO_KEY, None)
+    _equipped.discard(mapper)
+
+
+def equipped_mappers() -> list[Mapper[Any]]:
+    """The mappers whose file attributes are recorded (and not disposed of)."""
+    return [m for m in list(_equipped) if file_fields_of(m) is not None]
 
 
 def file_column(mapper: Mapper[Any], key: str) -> sa.Column[Any]:
@@ -77,6 +88,7 @@ def row_ref(mapper: Mapper[Any], key: str, primary_key: tuple[Any, ...] | None) 
 
 __all__ = [
     "FileField",
+    "equipped_mappers",
     "file_column",
     "file_fields_of",
     "forget_fields",

@@ -7,11 +7,13 @@ authorization hook whose responses shared caches may keep) fails at start-up, no
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from werkzeug.datastructures import ResponseCacheControl
 from werkzeug.wrappers import Request
 
 from sa_depot.exceptions import ConfigurationError
@@ -110,6 +112,27 @@ class ServingPolicy:
             )
         # a set or list given by the caller becomes immutable like the rest of the policy
         object.__setattr__(self, "inline_types", frozenset(self.inline_types))
+
+    def cache_control(self, default_max_age: int, signed_until: int | None = None) -> str:
+        """The ``Cache-Control`` value of a file response under this policy.
+
+        :param default_max_age: seconds, when the policy's ``max_age`` is ``None``.
+        :param signed_until: the POSIX time a signed URL expires: a cached copy must not
+            outlive the link, so ``max-age`` stops there.
+        """
+        cache = ResponseCacheControl()
+        if self.cache == "no-store":
+            cache.no_store = True
+            return cache.to_header()
+        max_age = default_max_age if self.max_age is None else self.max_age
+        if signed_until is not None:
+            max_age = max(0, min(max_age, signed_until - int(time.time())))
+        if self.cache == "public":
+            cache.public = True
+        else:
+            cache.private = True
+        cache.max_age = max_age
+        return cache.to_header()
 
     @property
     def is_restricted(self) -> bool:

@@ -3,8 +3,9 @@
 * ``Content-Type`` is the stored type when it is a well-formed media type, else
   ``application/octet-stream``;
 * ``Content-Disposition`` is ``inline`` only for the policy's allow-list of types that cannot
-  run script, ``attachment`` otherwise, with an ASCII ``filename`` and an RFC 6266 / RFC 8187
-  ``filename*`` when the name is not ASCII;
+  run script, ``attachment`` otherwise, with an ASCII ``filename`` (transliterated, as
+  filedepot's) and an RFC 6266 / RFC 8187 ``filename*`` when the name is not ASCII; every
+  response and URL that carries the header gets it from :func:`make_content_disposition`;
 * every type outside the allow-list (HTML, SVG, XML, JavaScript, unknown types...) also gets a
   sandboxing ``Content-Security-Policy``, in case a browser renders it anyway.
 
@@ -20,10 +21,10 @@ object (S3's ``ContentDisposition``) take them from here too.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from anyascii import anyascii
 from werkzeug.http import dump_options_header, parse_options_header, quote_header_value
 
 from sa_depot.io.interfaces import ResponseOverrides
@@ -73,6 +74,8 @@ DEFAULT_INLINE_TYPES: frozenset[str] = frozenset(
 _MEDIA_TYPE_RE = re.compile(r"\A[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 # Characters that may not appear in a header value, or that confuse filename parsers.
 _UNSAFE_FILENAME_CHARS = re.compile(r'[\x00-\x1f\x7f"\\/]')
+# RFC 9110 token: the disposition type.
+_TOKEN_RE = re.compile(r"\A[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 # RFC 8187 attr-char, left unescaped in filename*.
 _ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
 _MAX_FILENAME_CHARS = 255
@@ -148,12 +151,24 @@ def is_inline(content_type: str, inline_types: frozenset[str]) -> bool:
 
 
 def content_disposition(filename: str | None, inline: bool) -> str:
-    """The ``Content-Disposition`` value for ``filename``.
+    """The ``Content-Disposition`` value for ``filename``, ``inline`` or ``attachment``."""
+    return make_content_disposition("inline" if inline else "attachment", filename)
 
-    The plain ``filename`` parameter is ASCII for old clients (non-ASCII letters lose their
-    accents, other characters become ``_``); ``filename*`` carries the exact UTF-8 name.
+
+def make_content_disposition(disposition: str, filename: str | None) -> str:
+    """A ``Content-Disposition`` header value (RFC 6266): ``disposition`` (``'inline'`` or
+    ``'attachment'``) and the download name ``filename`` (filedepot's
+    ``depot.utils.make_content_disposition``, always well-formed).
+
+    The name is reduced to its last path component without control characters, quotes or
+    slashes (see :func:`clean_filename`). The plain ``filename`` parameter is its ASCII
+    transliteration for old clients (``'Крупный.txt'`` -> ``"Krupnyy.txt"``, by anyascii, as
+    filedepot does); ``filename*`` (RFC 8187) carries the exact UTF-8 name when it differs.
+    Without a name, the value is the disposition alone. Raises ``ValueError`` for a
+    disposition that is not an RFC 9110 token (it would corrupt the header).
     """
-    disposition = "inline" if inline else "attachment"
+    if not _TOKEN_RE.match(disposition):
+        raise ValueError(f"invalid disposition type {disposition!r}: use 'inline' or 'attachment'")
     name = clean_filename(filename)
     if not name:
         return disposition
@@ -176,11 +191,7 @@ def clean_filename(filename: str | None) -> str:
 
 
 def _ascii_fallback(name: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", name)
-    chars = []
-    for char in decomposed:
-        if unicodedata.combining(char):
-            continue  # the accent of a decomposed letter: "é" -> "e"
-        chars.append(char if char.isascii() and char.isprintable() else "_")
-    result = _UNSAFE_FILENAME_CHARS.sub("_", "".join(chars)).strip(" .")
+    """``name`` transliterated to printable ASCII: ``'é'`` -> ``'e'``, ``'Ж'`` -> ``'Zh'``."""
+    ascii_name = "".join(c if c.isprintable() else "_" for c in anyascii(name))
+    result = _UNSAFE_FILENAME_CHARS.sub("_", ascii_name).strip(" .")
     return result or "download"

@@ -12,11 +12,13 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from werkzeug.datastructures import Headers
+from werkzeug.datastructures import Headers, ResponseCacheControl
+from werkzeug.http import HTTP_STATUS_CODES, http_date, parse_cache_control_header
 from werkzeug.wrappers import Request, Response
 
 from sa_depot.io.interfaces import StoredFile
@@ -35,6 +37,33 @@ logger = logging.getLogger("sa_depot.middleware")
 
 #: On every response of the middleware: browsers must not second-guess the Content-Type.
 SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"),)
+
+
+#: ``Expires`` of responses no shared cache may keep: already expired (RFC 9111 section 5.3).
+EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+def with_reason_phrase(response: Response) -> Response:
+    """``response`` with its status line's reason phrase as RFC 9110 and filedepot write it
+    (``404 Not Found``, ``304 Not Modified``); Werkzeug would send ``404 NOT FOUND``."""
+    code = response.status_code
+    response.status = f"{code} {HTTP_STATUS_CODES.get(code, 'Unknown')}"
+    return response
+
+
+def expires_for(cache_control: str) -> str:
+    """The ``Expires`` header sent alongside ``cache_control`` (as filedepot did), for HTTP/1.0
+    caches, which ignore ``Cache-Control``.
+
+    A response shared caches may keep (``public, max-age=N``) expires in N seconds. Any other
+    is already expired: an HTTP/1.0 proxy must not keep a private file, while browsers follow
+    ``max-age``, which overrides ``Expires`` (RFC 9111 section 5.3).
+    """
+    parsed = parse_cache_control_header(cache_control, cls=ResponseCacheControl)
+    max_age = parsed.max_age
+    if parsed.public and not parsed.no_store and max_age:
+        return http_date(time.time() + max_age)
+    return EXPIRED
 
 
 def plain_response(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
@@ -88,6 +117,7 @@ class Responder:
         validators = Validators.of(stored, length)
         headers = Headers(SECURITY_HEADERS)
         headers["Cache-Control"] = cache_control
+        headers["Expires"] = expires_for(cache_control)
         headers["ETag"] = validators.etag_header
         headers["Last-Modified"] = validators.last_modified_header
 

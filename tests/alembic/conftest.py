@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sa_depot.fields import lifecycle
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
-from sa_depot.orm import records as ownership
+from sa_depot.orm import records
 
 
 def unique(prefix: str) -> str:
@@ -76,7 +76,7 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
 def _fresh_lifecycle() -> Iterator[None]:
     yield
     gc.collect()
-    ownership.remove_abandoned()
+    records.remove_abandoned()
     lifecycle.uninstall()
 
 

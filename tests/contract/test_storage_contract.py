@@ -107,13 +107,13 @@ def _stored_file(
 
 # name -> (build(data, tmp_path, other storage, cleanups), expected filename, expected type)
 INPUT_KINDS: dict[str, tuple[Callable[..., Any], str | None, str]] = {
-    "bytes": (lambda d, t, o, c: bytes(d), None, "application/pdf"),
-    "bytearray": (lambda d, t, o, c: bytearray(d), None, "application/pdf"),
-    "memoryview": (lambda d, t, o, c: memoryview(d), None, "application/pdf"),
+    "bytes": (lambda d, t, o, c: bytes(d), "unnamed", "application/pdf"),
+    "bytearray": (lambda d, t, o, c: bytearray(d), "unnamed", "application/pdf"),
+    "memoryview": (lambda d, t, o, c: memoryview(d), "unnamed", "application/pdf"),
     "seekable-file": (lambda d, t, o, c: _real_file(d, t, c), "report.pdf", "application/pdf"),
-    "bytesio": (lambda d, t, o, c: io.BytesIO(d), None, "application/pdf"),
-    "pipe": (lambda d, t, o, c: _pipe(d, c), None, "application/pdf"),
-    "short-reads": (lambda d, t, o, c: ShortReadStream(d), None, "application/pdf"),
+    "bytesio": (lambda d, t, o, c: io.BytesIO(d), "unnamed", "application/pdf"),
+    "pipe": (lambda d, t, o, c: _pipe(d, c), "unnamed", "application/pdf"),
+    "short-reads": (lambda d, t, o, c: ShortReadStream(d), "unnamed", "application/pdf"),
     "file-intent": (
         lambda d, t, o, c: FileIntent(io.BytesIO(d), "given.bin", "application/x-given"),
         "given.bin",

@@ -29,7 +29,7 @@ class Derivative(FileFilter):
     """Stores a small derivative next to every file (as a thumbnail would be)."""
 
     def on_save(self, uploaded_file: UploadedFile) -> None:
-        file_id, path = uploaded_file.store_content(
+        path, file_id = uploaded_file.store_content(
             b"derivative of " + str(uploaded_file["checksum"]).encode(),
             f"{uploaded_file.get('filename') or 'file'}.derived",
         )

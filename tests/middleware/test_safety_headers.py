@@ -109,9 +109,14 @@ def test_malformed_stored_types_become_octet_stream(
             "résumé.pdf",
             "inline; filename=\"resume.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf",
         ),
-        (
+        (  # transliterated, as filedepot does (anyascii)
             "文件.pdf",
-            "inline; filename=\"__.pdf\"; filename*=UTF-8''%E6%96%87%E4%BB%B6.pdf",
+            "inline; filename=\"WenJian.pdf\"; filename*=UTF-8''%E6%96%87%E4%BB%B6.pdf",
+        ),
+        (
+            "Крупный.pdf",
+            'inline; filename="Krupnyy.pdf"; '
+            "filename*=UTF-8''%D0%9A%D1%80%D1%83%D0%BF%D0%BD%D1%8B%D0%B9.pdf",
         ),
         ('a"b\\c.pdf', 'inline; filename="c.pdf"'),  # a client path: last component only
         ('quo"te.pdf', 'inline; filename="quo_te.pdf"'),

@@ -5,29 +5,25 @@ file (see test_sharing.py).
 
 Rows written through Core with the field type join the file registry as they are written. Rows
 written by raw SQL or filedepot join it when adopted (``sa_depot.migrate.adopt_files``); until
-then, a row letting go of such a file leaves it to the collector, since nothing proves that no
-other row uses it."""
+then, before removing a file such a row let go of, the lifecycle asks the file columns whether
+another committed row references it (a scan, which adoption makes unnecessary)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from sa_depot.collector import collect
 from sa_depot.fields import lifecycle
 from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.migrate import adopt_files
 from sa_depot.schema import pending_removals
 from tests.orm.conftest import Depot, Models, unique
-
-LATER = datetime.now(timezone.utc) + timedelta(days=2)  # every file is past the grace period
 
 
 def journal_paths(engine: sa.Engine) -> list[str]:
@@ -144,24 +140,71 @@ def test_a_shared_file_stays_until_no_row_references_it(
 
 
 @pytest.mark.parametrize("change", CHANGES)
-def test_files_of_rows_not_adopted_are_left_to_the_collector(
+def test_files_of_rows_not_adopted_are_checked_in_the_columns(
     engine: sa.Engine, models: Models, depot: Depot, change: str
 ) -> None:
-    """Raw SQL wrote two rows sharing a file, and nobody adopted them: neither row letting go
-    removes the file (the registry cannot tell whether another row uses it); the collector,
-    which reads the columns, removes it once no row references it."""
+    """Raw SQL wrote two rows sharing a file, and nobody adopted them: the registry does not
+    know the file, so before removing it after a commit the lifecycle asks the file columns
+    (one LIKE query each) whether a committed row still references it."""
     descriptor = filedepot_descriptor(depot, b"shared bytes")
     shared = descriptor["path"]
     insert_sharing_by_raw_sql(engine, models, json.dumps(descriptor))
-    for name in ("a", "b"):
-        with Session(engine) as session:
-            CHANGES[change](session, models, name)
-            session.commit()
-        assert shared in depot.stored()
+    with Session(engine) as session:
+        CHANGES[change](session, models, "a")
+        session.commit()
+    assert shared in depot.stored()
+    with Session(engine) as session:
+        CHANGES[change](session, models, "b")
+        session.commit()
+    assert shared not in depot.stored()
     assert journal_paths(engine) == []
-    report = collect(engine, models.Base.metadata, now=LATER)
-    assert report.orphans == [shared]
-    assert depot.stored() == other_files(engine, models, shared)
+
+
+def test_adopted_rows_need_no_scan_of_the_columns(
+    engine: sa.Engine, models: Models, depot: Depot
+) -> None:
+    descriptor = filedepot_descriptor(depot, b"shared bytes")
+    insert_sharing_by_raw_sql(engine, models, json.dumps(descriptor))
+    for adopted in (False, True):
+        if adopted:
+            adopt_files(engine, models.Document.__table__, restart=True)
+        scans = count_scans(engine, models, lambda: replace_first_row(engine, models))
+        assert (scans == 0) if adopted else (scans >= 1)  # LIKE queries on the columns, or none
+
+
+def replace_first_row(engine: sa.Engine, models: Models) -> None:
+    with Session(engine) as session:
+        doc = session.scalars(sa.select(models.Document).order_by(models.Document.id)).first()
+        doc.content = b"replacement"
+        session.commit()
+
+
+def count_scans(engine: sa.Engine, models: Models, action: Callable[[], None]) -> int:
+    """How many statements read a user table with LIKE while ``action`` runs."""
+    scans: list[str] = []
+
+    def watch(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "LIKE" in statement.upper() and "sa_depot_" not in statement:
+            scans.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", watch)
+    try:
+        action()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", watch)
+    return len(scans)
+
+
+def test_without_the_check_files_of_rows_not_adopted_go_unchecked(
+    engine: sa.Engine, models: Models, depot: Depot
+) -> None:
+    descriptor = filedepot_descriptor(depot, b"shared bytes")
+    insert_sharing_by_raw_sql(engine, models, json.dumps(descriptor))
+    lifecycle.configure(check_references=False)
+    with Session(engine) as session:
+        bulk_delete(session, models, "a")
+        session.commit()
+    assert descriptor["path"] not in depot.stored()  # the price of turning the check off
 
 
 def test_rows_sharing_a_file_deleted_together_remove_it(
@@ -198,11 +241,11 @@ def test_a_reference_from_another_file_column_keeps_the_file(
         assert depot.read(attachment.file) == b"shared bytes"
 
 
-def test_check_references_is_accepted_and_sharing_stays_safe(
+def test_rows_registered_through_core_stay_safe_without_the_check(
     engine: sa.Engine, models: Models, depot: Depot
 ) -> None:
-    """``configure(check_references=False)`` turned off the scan that the registry replaced:
-    it is still accepted, and no longer makes sharing unsafe."""
+    """``check_references=False`` only concerns files the registry does not know: rows
+    written through Core with the field type are registered, and keep their shared file."""
     descriptor = filedepot_descriptor(depot, b"shared bytes")
     insert_sharing(engine, models, descriptor)
     lifecycle.configure(check_references=False)

@@ -82,9 +82,9 @@ def test_thumbnails_are_rolled_back_replaced_and_deleted_with_their_original(
         assert picture["thumb_64x64_url"] is None  # no middleware configured
         assert image_size(depot, picture["thumb_64x64_path"]) == (64, 48)
         assert isinstance(avatar, SmallJpegThumb)
-        assert avatar["thumbnail_path"] in avatar.files
-        assert image_size(depot, avatar["thumbnail_path"]) == (32, 24)
-        with DepotManager.get_file(avatar["thumbnail_path"]) as thumb:
+        assert avatar["thumb_path"] in avatar.files
+        assert image_size(depot, avatar["thumb_path"]) == (32, 24)
+        with avatar.thumb_file as thumb:
             assert thumb.content_type == "image/jpeg"
         assert depot.stored() == set(picture.files) | set(avatar.files)
 

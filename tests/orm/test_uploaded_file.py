@@ -50,7 +50,7 @@ def test_the_descriptor_is_immutable(depot: Depot) -> None:
     ):
         with pytest.raises(TypeError, match="immutable"):
             mutate()
-    assert uploaded.filename is None and "new" not in uploaded
+    assert uploaded.filename == "unnamed" and "new" not in uploaded
 
 
 def test_a_storage_can_be_chosen_and_an_unknown_one_is_named(depot: Depot) -> None:
@@ -94,7 +94,7 @@ class SiblingFile(FileFilter):
 
     def on_save(self, uploaded_file: UploadedFile) -> None:
         with uploaded_file.file as stored:
-            file_id, path = uploaded_file.store_content(stored.read())
+            path, file_id = uploaded_file.store_content(stored.read())
         uploaded_file["copy_id"], uploaded_file["copy_path"] = file_id, path
         uploaded_file["copy_url"] = None
 
@@ -129,7 +129,7 @@ def test_filters_may_add_keys_and_derivatives_before_the_descriptor_freezes(
         def on_save(self, uploaded_file: UploadedFile) -> None:
             with uploaded_file.file as stored:
                 data = stored.read()
-            file_id, path = uploaded_file.store_content(data[::-1])
+            path, file_id = uploaded_file.store_content(data[::-1])
             uploaded_file["reversed_path"] = path
 
     uploaded = UploadedFile(b"abc", filters=[Reversed()])

@@ -94,10 +94,10 @@ def test_thumbnail_urls_are_presigned_afresh(presigned: S3Storage) -> None:
     filtered = UploadedFile(png(), filters=[WithThumbnailFilter((16, 16))])
     with_thumb = UploadedImageWithThumb(png())
     assert filtered["thumb_16x16_url"] is None
-    assert with_thumb["thumbnail_url"] is None
+    assert with_thumb["_thumb_public_url"] is None
     rows = [
         (reloaded(filtered), "thumb_16x16"),
-        (reloaded(with_thumb, UploadedImageWithThumb), "thumbnail"),
+        (reloaded(with_thumb, UploadedImageWithThumb), "thumb"),
     ]
     firsts = [getattr(row, f"{key}_url") for row, key in rows]
     time.sleep(2)

@@ -19,7 +19,7 @@ import contextlib
 import io
 import shutil
 import tempfile
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from sa_depot.exceptions import ConfigurationError, UnsupportedContent
 from sa_depot.fields.interfaces import DepotFileInfo, FileFilter
@@ -40,7 +40,7 @@ def _pillow() -> Any:
 
 
 def make_thumbnail(
-    source: BinaryIO | StoredFile, size: tuple[int, int], image_format: str
+    source: IO[bytes] | StoredFile, size: tuple[int, int], image_format: str
 ) -> bytes:
     """Read an image from ``source`` and return a thumbnail fitting in ``size``, encoded in
     ``image_format`` (a Pillow format name: ``'PNG'``, ``'JPEG'``, ``'WEBP'``...)."""
@@ -70,16 +70,26 @@ def make_thumbnail(
 
 
 def store_thumbnail(
-    uploaded_file: DepotFileInfo, size: tuple[int, int], image_format: str
+    uploaded_file: DepotFileInfo,
+    size: tuple[int, int],
+    image_format: str,
+    source: IO[bytes] | None = None,
 ) -> tuple[str, str, None]:
     """Make a thumbnail of ``uploaded_file``'s content, store it as one of its files and
     return ``(file_id, path, url)``; ``url``, the value to store under filedepot's ``*_url``
-    key, is always ``None``: the attribute computes a fresh URL when read."""
-    with uploaded_file.file as stored:
-        data = make_thumbnail(stored, size, image_format)
+    key, is always ``None``: the attribute computes a fresh URL when read.
+
+    :param source: the image to read instead of the stored file (a seekable copy the caller
+        holds already, which saves reading the file back from the storage).
+    """
+    if source is not None:
+        data = make_thumbnail(source, size, image_format)
+    else:
+        with uploaded_file.file as stored:
+            data = make_thumbnail(stored, size, image_format)
     extension = image_format.lower()
     content_type = _pillow().MIME.get(image_format.upper(), "application/octet-stream")
-    file_id, path = uploaded_file.store_content(
+    path, file_id = uploaded_file.store_content(
         data, f"thumb_{size[0]}x{size[1]}.{extension}", content_type
     )
     return file_id, path, None
