@@ -123,6 +123,7 @@ class S3Storage(FileStorage):
         "a UUID such as '1b4e28ba-2fa1-11d2-883f-0016d3cca427' (or the 24-hex-digit ObjectId "
         "of a file copied from GridFS)"
     )
+    create_nothing_options = {"create_bucket": False}
 
     def __init__(
         self,

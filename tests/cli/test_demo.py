@@ -215,9 +215,13 @@ def test_demo_command_prints_its_url_and_serves(tmp_path: Path) -> None:
     args = ["demo", "--port", "0", "--data-dir", "here"]
     with cli_server(args, cwd=tmp_path) as server:
         assert server.banner[0].startswith("sa_depot demo running at http://127.0.0.1:")
-        assert server.process.stdout is not None
-        assert str(tmp_path / "here") in server.process.stdout.readline()
+        assert str(tmp_path / "here") in (server.next_line() or "")
         assert "sa_depot demo" in requests.get(server.base_url + "/", timeout=10).text
+        # one access log line per request, in the Common Log Format
+        line = server.wait_for_line(r'"GET / HTTP/1\.1"')
+        assert re.fullmatch(r'127\.0\.0\.1 - - \[[^]]+\] "GET / HTTP/1\.1" 200 \d+', line)
+        requests.get(server.base_url + "/nope?x=1", timeout=10)
+        assert server.wait_for_line(r'"GET /nope\?x=1 HTTP/1\.1" 404')
     assert (tmp_path / "here" / "demo.sqlite").is_file()
 
 
