@@ -13,6 +13,10 @@ Accepted content:
 A ``str`` is refused with :class:`~sa_depot.exceptions.UnsupportedContent` (a ``TypeError``):
 encode it and pass bytes.
 
+Whatever carries it, the filename goes through one normalisation
+(:mod:`sa_depot.io.filenames`): its last path component, without invisible or control
+characters.
+
 The content type is decided in this order:
 
 1. the explicit ``content_type`` argument (or the one a FileIntent or upload object carries);
@@ -30,12 +34,12 @@ from __future__ import annotations
 import functools
 import io
 import mimetypes
-import os
 import warnings
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from sa_depot.exceptions import UnsupportedContent
+from sa_depot.io.filenames import normalize_filename, unescape_form_filename
 from sa_depot.io.interfaces import StoredFile
 
 #: How many leading bytes are given to libmagic.
@@ -103,19 +107,24 @@ def guess_content_type(head: bytes, filename: str | None) -> str:
 
 
 def content_filename(content: object) -> str | None:
-    """The filename ``content`` carries, if any."""
+    """The filename ``content`` carries, if any, normalised as every stored filename is
+    (:func:`~sa_depot.io.filenames.normalize_filename`)."""
+    return normalize_filename(_carried_filename(content))
+
+
+def _carried_filename(content: object) -> str | None:
     if isinstance(content, FileIntent):
-        return content.filename or content_filename(content.fileobj)
+        return content.filename or _carried_filename(content.fileobj)
     if isinstance(content, StoredFile):
         return content.filename
     if isinstance(content, (bytes, bytearray, memoryview, str)):
         return None
     filename = getattr(content, "filename", None)
-    if isinstance(filename, str) and filename:
-        return os.path.basename(filename.replace("\\", "/")) or None
+    if isinstance(filename, str) and filename:  # an upload: the name a browser's form sent
+        return unescape_form_filename(filename)
     name = getattr(content, "name", None)
     if isinstance(name, str) and name and not (name.startswith("<") and name.endswith(">")):
-        return os.path.basename(name) or None
+        return name
     return None
 
 
@@ -188,7 +197,8 @@ def prepare_content(
 ) -> tuple[BinaryIO, str | None, str]:
     """Normalise any accepted content into ``(binary stream, filename, content type)``.
 
-    Explicit ``filename``/``content_type`` arguments win over those the content carries.
+    Explicit ``filename``/``content_type`` arguments win over those the content carries;
+    either filename is normalised (:func:`~sa_depot.io.filenames.normalize_filename`).
     Reads at most :data:`SNIFF_BYTES` bytes ahead (to detect the type); the rest of the content
     is read by the caller, in chunks.
     """
@@ -197,7 +207,7 @@ def prepare_content(
             "cannot store a str: files are bytes. Pass content.encode('utf-8'), or a file "
             "opened in binary mode ('rb')."
         )
-    filename = filename or content_filename(content)
+    filename = normalize_filename(filename) or content_filename(content)
     content_type = content_type or _carried_content_type(content)
     stream = _raw_stream(content)
     if not callable(getattr(stream, "read", None)):

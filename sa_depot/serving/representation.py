@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 from werkzeug.http import dump_options_header, parse_options_header, quote_header_value
 
+from sa_depot.io.filenames import normalize_filename
+
 #: A sandboxed, resource-less document: no script, no plugins, no same-origin access.
 SANDBOX_CSP = "sandbox; default-src 'none'"
 
@@ -30,7 +32,6 @@ _MEDIA_TYPE_RE = re.compile(r"\A[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-
 _UNSAFE_FILENAME_CHARS = re.compile(r'[\x00-\x1f\x7f"\\/]')
 # RFC 8187 attr-char, left unescaped in filename*.
 _ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
-_MAX_FILENAME_CHARS = 255
 
 
 def media_type(content_type: str) -> str:
@@ -62,7 +63,8 @@ def content_disposition(filename: str | None, inline: bool) -> str:
     """The ``Content-Disposition`` value for ``filename``.
 
     The plain ``filename`` parameter is ASCII for old clients (non-ASCII letters lose their
-    accents, other characters become ``_``); ``filename*`` carries the exact UTF-8 name.
+    accents; quotes, backslashes and other characters become ``_``); ``filename*`` carries
+    the exact UTF-8 name (quotes included, percent-encoded as RFC 8187 says).
     """
     disposition = "inline" if inline else "attachment"
     name = clean_filename(filename)
@@ -77,13 +79,11 @@ def content_disposition(filename: str | None, inline: bool) -> str:
 
 
 def clean_filename(filename: str | None) -> str:
-    """The last component of ``filename`` without control characters, quotes or slashes."""
-    if not filename:
-        return ""
-    # a stored name may be a client's full path ("C:\\Users\\x\\a.pdf"): keep the last part
-    base = re.split(r"[/\\]", filename)[-1]
-    base = _UNSAFE_FILENAME_CHARS.sub("_", base).strip(" .")
-    return base[:_MAX_FILENAME_CHARS]
+    """``filename`` normalised as stored filenames are
+    (:func:`~sa_depot.io.filenames.normalize_filename`: the last path component, without
+    invisible or control characters), or ``''``. Rows written before that normalisation, or
+    by filedepot, may hold anything."""
+    return normalize_filename(filename) or ""
 
 
 def _ascii_fallback(name: str) -> str:
