@@ -153,7 +153,8 @@ class S3Storage(FileStorage):
     ) -> None:
         if importlib.util.find_spec("boto3") is None:
             raise ConfigurationError(
-                "S3Storage needs boto3, which is not installed: pip install 'sa-depot[s3]'"
+                "S3Storage needs boto3, which is not installed: pip install boto3 (or install "
+                "sa-depot with its s3 extra, e.g. pip install -e '.[s3]' in a clone)"
             )
         if not isinstance(bucket, str) or len(bucket) < 3:
             raise ConfigurationError(
