@@ -154,7 +154,14 @@ def _policies(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
     show_default=True,
     help="Folder of the demo's SQLite database and files (created if missing).",
 )
-def demo_command(host: str, port: int, data_dir: Path) -> None:
+@click.option(
+    "--max-upload-mib",
+    type=click.IntRange(1, 1024 * 1024),
+    default=256,
+    show_default=True,
+    help="The largest upload accepted, in MiB (the page says so before an upload).",
+)
+def demo_command(host: str, port: int, data_dir: Path, max_upload_mib: int) -> None:
     """Run the demo web application: upload files and images, see them listed with
     thumbnails, view, download and delete them.
 
@@ -165,7 +172,7 @@ def demo_command(host: str, port: int, data_dir: Path) -> None:
     from sa_depot.demo import make_app
 
     DepotManager.reset()
-    app = make_app(data_dir)
+    app = make_app(data_dir, max_upload_bytes=max_upload_mib * 1024 * 1024)
 
     def announce(base_url: str) -> None:
         click.echo(f"sa_depot demo running at {base_url}/")
