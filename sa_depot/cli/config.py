@@ -74,6 +74,8 @@ ENV_SECRET = "SA_DEPOT_SECRET"
 ENV_STORAGE_PREFIX = "SA_DEPOT_STORAGE__"
 #: The file read when neither ``--config`` nor ``$SA_DEPOT_CONFIG`` names one.
 DEFAULT_CONFIG_FILE = "sa_depot.toml"
+#: Where ``sa-depot serve`` serves files (``[serve] mountpoint``), as DepotMiddleware does.
+DEFAULT_MOUNTPOINT = "/depot"
 
 _TOP_LEVEL_KEYS = {"database_url", "default", "storages", "aliases", "serve", "gc"}
 #: ``[gc]`` keys.
@@ -403,6 +405,7 @@ def _storage_key(settings: Settings, name: str) -> str:
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
+    "DEFAULT_MOUNTPOINT",
     "ENV_CONFIG",
     "ENV_DATABASE_URL",
     "ENV_DEFAULT_STORAGE",

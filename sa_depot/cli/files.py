@@ -10,12 +10,10 @@ from urllib.parse import unquote, urlsplit
 import click
 
 from sa_depot.cli.base import CliState, ReportedError, human_size, pass_state
+from sa_depot.cli.config import DEFAULT_MOUNTPOINT
 from sa_depot.exceptions import ConfigurationError, DepotError, FileNotFound
 from sa_depot.io.interfaces import FileInfo, FileStorage, StoredFile
 from sa_depot.manager import DepotManager
-
-#: Where ``sa-depot serve`` (and DepotMiddleware) serve files unless configured otherwise.
-DEFAULT_MOUNTPOINT = "/depot"
 
 
 @click.command("ls", short_help="List the configured storages, or the files of one.")

@@ -10,6 +10,7 @@ import click
 
 from sa_depot.cli.access_log import AccessLog
 from sa_depot.cli.base import CliState, pass_state
+from sa_depot.cli.config import DEFAULT_MOUNTPOINT
 from sa_depot.exceptions import ConfigurationError
 from sa_depot.manager import DepotManager
 
@@ -90,7 +91,7 @@ def serve_command(
     names = state.configure_storages()
     options = state.settings.serve
     middleware_options: dict[str, Any] = {
-        "mountpoint": mountpoint or options.get("mountpoint", "/depot"),
+        "mountpoint": mountpoint or options.get("mountpoint", DEFAULT_MOUNTPOINT),
         "policies": _policies(options.get("policies", {})),
     }
     if "cache_max_age" in options:

@@ -29,7 +29,7 @@ from werkzeug.wrappers import Request, Response
 
 from sa_depot.cli.base import human_size
 from sa_depot.demo.flash import FlashMessages, Kind
-from sa_depot.demo.models import STORAGE_NAME, demo_models
+from sa_depot.demo.models import STORAGE_NAME, declare_models
 from sa_depot.demo.pages import Row, render_error, render_index
 from sa_depot.exceptions import ConfigurationError, UnsupportedContent
 from sa_depot.fields.upload import UploadedFile
@@ -92,7 +92,7 @@ class DemoApp:
         self.storage = DepotManager.configure(
             STORAGE_NAME, {"depot.storage_path": str(self.data_dir / "files")}
         )
-        self.models = demo_models()
+        self.models = declare_models()
         self.engine = sa.create_engine(f"sqlite:///{self.data_dir / 'demo.sqlite'}")
         self.models.base.metadata.create_all(self.engine)
         sa_depot_metadata.create_all(self.engine)  # the removal journal

@@ -36,7 +36,11 @@ class Models:
 
 
 def declare_models() -> Models:
-    """Declare the demo's mapped classes in a registry of their own."""
+    """Declare the demo's mapped classes in a registry of their own.
+
+    Each application gets fresh classes, so that several demo applications (tests) can live in
+    one process.
+    """
 
     class Base(DeclarativeBase):
         pass
@@ -70,8 +74,9 @@ def declare_models() -> Models:
 
 @functools.cache
 def demo_models() -> Models:
-    """The demo's mapped classes, declared once per process: what :func:`make_app
-    <sa_depot.demo.make_app>` uses and ``sa_depot.demo.models:Base`` names."""
+    """The demo's tables, declared once per process, for ``sa_depot.demo.models:Base``
+    (``sa-depot gc --metadata sa_depot.demo.models:Base.metadata``): the same tables as every
+    application's."""
     return declare_models()
 
 

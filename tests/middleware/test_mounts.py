@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -29,16 +29,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 
-class Base(DeclarativeBase):
-    pass
-
-
-class Document(Base):
-    __tablename__ = "mounted_documents"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    content: Mapped[UploadedFile | None] = mapped_column(UploadedFileField())
-
-
 @pytest.fixture
 def file_id() -> str:
     DepotManager.configure("media", {"depot.backend": "sa_depot.io.memory.MemoryFileStorage"})
@@ -46,9 +36,24 @@ def file_id() -> str:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[sa.Engine]:
+def document_class() -> type[Any]:
+    """A mapped class declared for the test (sa_depot's session hooks come with it)."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Document(Base):
+        __tablename__ = "mounted_documents"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        content: Mapped[UploadedFile | None] = mapped_column(UploadedFileField())
+
+    return Document
+
+
+@pytest.fixture
+def engine(tmp_path: Path, document_class: type[Any]) -> Iterator[sa.Engine]:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'documents.sqlite'}")
-    Base.metadata.create_all(engine)
+    document_class.metadata.create_all(engine)
     sa_depot_metadata.create_all(engine)
     yield engine
     engine.dispose()
@@ -87,7 +92,9 @@ def test_root_path_gives_the_prefix_to_urls_made_outside_requests(file_id: str) 
     assert Client(app).get(f"/view?{file_id}").get_data(as_text=True).startswith("/app/depot/")
 
 
-def test_fastapi_mount_serves_what_uploaded_file_url_says(file_id: str, engine: sa.Engine) -> None:
+def test_fastapi_mount_serves_what_uploaded_file_url_says(
+    file_id: str, engine: sa.Engine, document_class: type[Any]
+) -> None:
     """The recipe of docs/serving.md: the middleware mounted on a path of its own."""
     depot = DepotManager.make_middleware(None, mountpoint="/", root_path="/depot")
     api = FastAPI()
@@ -96,12 +103,12 @@ def test_fastapi_mount_serves_what_uploaded_file_url_says(file_id: str, engine: 
     @api.get("/documents/{document_id}")
     def document_url(document_id: int) -> dict[str, str]:
         with Session(engine) as session:
-            document = session.get(Document, document_id)
+            document = session.get(document_class, document_id)
             assert document is not None and document.content is not None
             return {"url": document.content.url}
 
     with Session(engine) as session:
-        document = Document(content=b"a row's file")
+        document = document_class(content=b"a row's file")
         session.add(document)
         session.commit()
         document_id, path = document.id, document.content.path
