@@ -150,8 +150,8 @@ def _require_alembic() -> None:
     except ImportError as exc:
         raise ConfigurationError(
             "sa_depot's migrations need Alembic, which is not installed: "
-            "pip install 'sa-depot[alembic]' (or create the tables without Alembic: "
-            "sa_depot.schema.metadata.create_all(engine))"
+            "pip install alembic (sa-depot's alembic extra; or create the tables without "
+            "Alembic: sa_depot.schema.metadata.create_all(engine))"
         ) from exc
 
 

@@ -43,7 +43,11 @@ class StorageNotFound(DepotError, LookupError, ValueError):
         self.configured = list(configured)
         listed = ", ".join(repr(n) for n in self.configured) or "none"
         if name is None:
-            msg = f"no default storage is configured; configured: {listed}"
+            msg = (
+                "no default storage is configured: call DepotManager.configure(name, "
+                "{'depot.storage_path': ...}) first (the first storage configured becomes the "
+                f"default) or DepotManager.set_default(name); configured: {listed}"
+            )
         else:
             msg = f"no storage named {name!r}; configured: {listed}"
         super().__init__(msg)
@@ -55,10 +59,11 @@ class StorageNotFound(DepotError, LookupError, ValueError):
 class FileNotFound(DepotError, FileNotFoundError):
     """The file id is valid but no such file exists in the storage."""
 
-    def __init__(self, storage: str, file_id: str) -> None:
+    def __init__(self, storage: str, file_id: str, detail: str | None = None) -> None:
         self.storage = storage
         self.file_id = file_id
-        super().__init__(f"file {file_id!r} does not exist in storage {storage}")
+        message = f"file {file_id!r} does not exist in storage {storage}"
+        super().__init__(f"{message}: {detail}" if detail else message)
 
     def __str__(self) -> str:
         return str(self.args[0])

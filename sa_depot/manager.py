@@ -55,11 +55,14 @@ class DepotManager:
 
     # -- configuration -----------------------------------------------------------------------
     @classmethod
-    def configure(cls, name: str, config: Mapping[str, Any], prefix: str = "depot.") -> FileStorage:
+    def configure(
+        cls, name: str, config: Mapping[str, Any], prefix: str = "depot.", *, create: bool = True
+    ) -> FileStorage:
         """Create the storage ``name`` from ``config`` and register it.
 
         The first storage configured becomes the default. Configuring a name twice is an
-        error: call :meth:`reset` first (tests) or pick another name.
+        error: call :meth:`reset` first (tests) or pick another name. ``create=False``: see
+        :meth:`from_config`.
         """
         if not isinstance(name, str) or not name or "/" in name:
             raise ConfigurationError(
@@ -70,7 +73,7 @@ class DepotManager:
                 f"a storage named {name!r} is already configured; call DepotManager.reset() "
                 "to start over, or choose another name"
             )
-        storage = cls.from_config(config, prefix)
+        storage = cls.from_config(config, prefix, create=create)
         storage.storage_name = name
         cls._depots[name] = storage
         if cls._default_depot is None:
@@ -78,17 +81,27 @@ class DepotManager:
         return storage
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], prefix: str = "depot.") -> FileStorage:
+    def from_config(
+        cls, config: Mapping[str, Any], prefix: str = "depot.", *, create: bool = True
+    ) -> FileStorage:
         """Create (without registering) a storage from a dict of ``prefix``-ed options.
 
         ``<prefix>backend`` is the dotted path of the storage class (default: local storage);
         every other ``<prefix>`` key is passed to its constructor, converted to the annotated
         type when it arrives as a string.
+
+        ``create=False`` makes a storage that creates nothing it lacks (a local directory, an S3
+        bucket; the backend's :attr:`~sa_depot.io.interfaces.FileStorage.create_nothing_options`
+        override the configured ones): a missing one raises
+        :class:`~sa_depot.exceptions.StorageError` when the storage is used. For tools that
+        only look, so that a mistyped path is not taken for an empty storage.
         """
         options = {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
         backend_path = str(options.pop("backend", DEFAULT_BACKEND))
         backend = _import_backend(_FILEDEPOT_BACKENDS.get(backend_path, backend_path))
         kwargs = _coerce_options(backend, options)
+        if not create:
+            kwargs.update(backend.create_nothing_options)
         try:
             return backend(**kwargs)
         except TypeError as exc:

@@ -2,7 +2,9 @@
 
 ``<mountpoint>/<storage>/<file_id>[/<filename>]`` serves a file; any other path under the
 mountpoint is 404; a path outside it goes to the wrapped application untouched (404 when the
-middleware runs standalone, without one).
+middleware runs standalone, without one). The mountpoint is matched against ``PATH_INFO``,
+the path below where the application is mounted (``SCRIPT_NAME``), and URLs start with that
+root (:mod:`sa_depot.serving.urls`), so that both agree under mounts and prefixes.
 
 A request goes through these steps, each in its own place:
 
@@ -24,7 +26,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode
 
 from werkzeug.datastructures import ResponseCacheControl
 from werkzeug.exceptions import HTTPException
@@ -45,7 +46,6 @@ from sa_depot.serving.policy import ServingPolicy
 from sa_depot.serving.representation import (
     DEFAULT_INLINE_TYPES,
     SANDBOX_CSP,
-    clean_filename,
     describe,
 )
 from sa_depot.serving.responder import (
@@ -55,6 +55,7 @@ from sa_depot.serving.responder import (
     with_reason_phrase,
 )
 from sa_depot.serving.signing import UrlSigner, Verdict
+from sa_depot.serving.urls import FileUrls, request_root
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -75,7 +76,13 @@ class DepotMiddleware:
 
     :param app: the WSGI application receiving every request outside ``mountpoint``; ``None``
         makes the middleware a standalone file server.
-    :param mountpoint: the URL path prefix of files, ``'/depot'`` by default.
+    :param mountpoint: the URL path prefix of files below the application's root
+        (``SCRIPT_NAME``), ``'/depot'`` by default; ``'/'`` for a middleware that a framework
+        mounts on a path of its own.
+    :param root_path: the path the application (or the middleware itself) is mounted under,
+        for URLs made outside the middleware's requests: ``'/files'`` for
+        ``app.mount("/files", WSGIMiddleware(...))``. URLs made while the middleware handles a
+        request use that request's ``SCRIPT_NAME`` when it has one.
     :param cache_max_age: ``max-age`` of file responses, in seconds, unless a policy says
         otherwise.
     :param secret: the key of signed URLs (``url_for(path, expires_in=...)``); at least 16
@@ -95,6 +102,7 @@ class DepotMiddleware:
         mountpoint: str = "/depot",
         cache_max_age: int = DEFAULT_CACHE_MAX_AGE,
         *,
+        root_path: str = "",
         secret: str | bytes | None = None,
         previous_secrets: Sequence[str | bytes] = (),
         policy: ServingPolicy | None = None,
@@ -107,15 +115,8 @@ class DepotMiddleware:
             raise ConfigurationError(
                 f"mountpoint {mountpoint!r} must be a URL path starting with '/', e.g. '/depot'"
             )
-        if any(char in mountpoint for char in "?#%") or not mountpoint.isprintable():
-            raise ConfigurationError(
-                f"mountpoint {mountpoint!r} must be a plain path without '?', '#', '%' or "
-                "control characters"
-            )
         _check_serving_options(cache_max_age, max_ranges, chunk_size)
         self.app = app
-        #: The prefix of file URLs, without a trailing slash ('' when mounted at '/').
-        self.mountpoint = mountpoint.rstrip("/")
         self.cache_max_age = cache_max_age
         self.default_policy = policy if policy is not None else ServingPolicy()
         self.policies: dict[str, ServingPolicy] = dict(policies or {})
@@ -135,6 +136,10 @@ class DepotMiddleware:
                 )
         for name in self.policies:
             self.policy_for(name)  # two names of one storage with different policies: refuse now
+        self.urls = FileUrls(mountpoint, root_path, self._signer, self.policy_for)
+        #: The prefix of file URLs below the root, without a trailing slash ('' for '/').
+        self.mountpoint = self.urls.mountpoint
+        self._root_warned = False
         self._responder = Responder(
             chunk_size=chunk_size,
             max_ranges=max_ranges,
@@ -169,45 +174,49 @@ class DepotMiddleware:
     def url_for(
         self, path: str, expires_in: float | None = None, filename: str | None = None
     ) -> str:
-        """The URL of ``'storage/file_id'`` (``filename`` names the download).
+        """The URL of ``'storage/file_id'`` (``filename`` names the download):
+        ``<root><mountpoint>/<storage>/<file_id>``, the root being the current request's
+        ``SCRIPT_NAME`` or ``root_path`` (see :mod:`sa_depot.serving.urls`).
 
         With ``expires_in`` (seconds) the URL is signed and refused after that time. A storage
         whose policy requires signatures gets its ``signed_url_expires_in`` by default.
         """
-        storage, file_id = DepotManager.split_path(path)
-        if expires_in is None and self.policy_for(storage).require_signature:
-            expires_in = self.policy_for(storage).signed_url_expires_in
-            if expires_in is None:
-                raise ConfigurationError(
-                    f"storage {storage!r} serves signed URLs only: pass expires_in=... or set "
-                    "signed_url_expires_in in its ServingPolicy"
-                )
-        url = f"{self.mountpoint}/{quote(storage, safe='')}/{quote(file_id, safe='')}"
-        name = clean_filename(filename)
-        if name:
-            url += "/" + quote(name, safe="")
-        if expires_in is not None:
-            if self._signer is None:
-                raise ConfigurationError(
-                    "signed URLs need a secret: create the middleware with secret=... "
-                    "(DepotManager.make_middleware(app, secret=...))"
-                )
-            expires = self._signer.expiry(expires_in)
-            signature = self._signer.sign(f"{storage}/{file_id}", expires)
-            url += "?" + urlencode({"expires": expires, "signature": signature})
-        return url
+        return self.urls.url_for(path, expires_in=expires_in, filename=filename)
 
     # -- WSGI --------------------------------------------------------------------------------
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ, populate_request=False, shallow=True)
-        path = request.path
-        prefix = self.mountpoint
-        if not (path == prefix or path.startswith(prefix + "/")):
-            if self.app is not None:
-                return self.app(environ, start_response)
-            return with_reason_phrase(plain_response(404, "Not Found"))(environ, start_response)
-        response = self._handle(request, path[len(prefix) + 1 :])
-        return with_reason_phrase(response)(environ, start_response)
+        root = request.root_path
+        if self.app is None and root.rstrip("/") != self.urls.root_path and not self._root_warned:
+            self._warn_about_root(root)
+        with request_root(root):  # URLs the wrapped application makes now start with it
+            path = request.path
+            prefix = self.mountpoint
+            if not (path == prefix or path.startswith(prefix + "/")):
+                if self.app is not None:
+                    return self.app(environ, start_response)
+                return with_reason_phrase(plain_response(404, "Not Found"))(environ, start_response)
+            response = self._handle(request, path[len(prefix) + 1 :])
+            return with_reason_phrase(response)(environ, start_response)
+
+    def _warn_about_root(self, root: str) -> None:
+        """A standalone middleware that a framework mounts on a path it was not told about
+        makes URLs that miss that path: say so, once."""
+        self._root_warned = True
+        if not root.rstrip("/"):  # a proxy stripping the configured root_path: as expected
+            return
+        logger.warning(
+            "DepotMiddleware is mounted under SCRIPT_NAME %r, but its root_path is %r: the URLs "
+            "made outside its requests (UploadedFile.url in the views of the framework that "
+            "mounts it) are %s/<storage>/<file id>, while the files are served at "
+            "%s/<storage>/<file id>. Pass root_path=%r (and mountpoint='/' to serve the files "
+            "right under it).",
+            root,
+            self.urls.root_path,
+            self.urls.root_path + self.mountpoint,
+            root.rstrip("/") + self.mountpoint,
+            root.rstrip("/"),
+        )
 
     def _handle(self, request: Request, subpath: str) -> Response:
         segments = subpath.split("/")

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Prepare a machine for sa_depot: a virtual environment in .venv with the package installed.
 #   scripts/bootstrap.sh          the package with every optional backend (for the demo)
+#   scripts/bootstrap.sh --docs   ... and MkDocs, to build or serve the documentation
 #   scripts/bootstrap.sh --test   also test tools, system packages the tests use (chromium,
 #                                 libmagic) and the database servers, started if they are down
+# pip runs only when pyproject.toml changed since the last install of the same extras (a stamp
+# in .venv records it): starting the demo again costs no install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,16 +16,38 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   exit 1
 fi
 
+case "$mode" in
+  "") extra=all ;;
+  --docs) extra=all,docs ;;
+  --test) extra=dev ;;
+  *) echo "usage: $0 [--docs|--test]" >&2; exit 2 ;;
+esac
+
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-extra=all
-[ "$mode" = "--test" ] && extra=dev
-.venv/bin/python -m pip install -q -e ".[$extra]"
+# "<sha256 of pyproject.toml> <extras>", one line per install done since pyproject.toml last
+# changed; dev (the test set-up) holds every other extra.
+stamp=.venv/.sa_depot-install
+digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ -f "$stamp" ] && grep -qxE "$digest ($extra|dev)" "$stamp"; then
+  echo "sa_depot is installed in .venv and pyproject.toml has not changed: no pip run" >&2
+else
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[$extra]"
+  if [ -f "$stamp" ] && grep -q "^$digest " "$stamp"; then
+    echo "$digest $extra" >>"$stamp"
+  else
+    echo "$digest $extra" >"$stamp"
+  fi
+fi
 
 apt_install() {
   # Install Debian packages that are missing; needs root (as on the project's machines).
+  if ! command -v dpkg >/dev/null 2>&1; then
+    echo "not a Debian system: make sure these are installed: $*" >&2
+    return 0
+  fi
   local missing=()
   for pkg in "$@"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -219,6 +219,18 @@ def test_a_missing_source_file_is_reported(make_storage: Callable[[str], FileSto
     assert "does not exist" in report.failed[absent]
 
 
+def test_an_id_malformed_for_the_source_blames_the_source(
+    make_storage: Callable[[str], FileStorage],
+) -> None:
+    source, destination = make_storage("memory"), make_storage("memory")
+    source.storage_name, destination.storage_name = "source", "destination"
+
+    report = copy_files(source, destination, ["nope"])
+
+    assert "for storage 'source'" in report.failed["nope"]
+    assert "'destination'" not in report.failed["nope"]
+
+
 COPY_WORKER = """
 import hashlib, json, resource, sys
 from sa_depot.manager import DepotManager

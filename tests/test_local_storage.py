@@ -79,6 +79,28 @@ def test_a_storage_path_that_is_a_file_raises_storage_error(tmp_path: Path) -> N
     assert isinstance(raised.value.__cause__, OSError)
 
 
+def test_create_directory_false_creates_nothing_and_says_what_is_missing(tmp_path: Path) -> None:
+    root = tmp_path / "typo"
+    storage = LocalFileStorage(root, create_directory=False)
+    missing = "0b4e28ba-2fa1-41d2-883f-0016d3cca427"
+    with pytest.raises(StorageError, match="the storage directory does not exist") as raised:
+        storage.list()
+    assert str(root) in str(raised.value)
+    with pytest.raises(FileNotFound, match="the storage directory does not exist"):
+        storage.get(missing)
+    assert not storage.exists(missing)
+    with pytest.raises(StorageError, match="the storage directory does not exist"):
+        storage.create(b"nowhere to go")
+    assert not root.exists()
+
+    root.mkdir()  # once it exists, the storage works as any other
+    file_id = storage.create(b"now there is")
+    assert storage.list() == [file_id]
+    with pytest.raises(FileNotFound) as not_found:
+        storage.get(missing)
+    assert "storage directory" not in str(not_found.value)
+
+
 def test_a_non_positive_chunk_size_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="chunk_size must be a positive"):
         LocalFileStorage(tmp_path / "files", chunk_size=0)

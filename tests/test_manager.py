@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from sa_depot import DepotManager
-from sa_depot.exceptions import ConfigurationError, InvalidFileId, StorageNotFound
+from sa_depot.exceptions import (
+    ConfigurationError,
+    InvalidFileId,
+    StorageError,
+    StorageNotFound,
+)
 from sa_depot.io.local import LocalFileStorage
 from sa_depot.io.memory import MemoryFileStorage
 
@@ -166,10 +171,29 @@ def test_set_default_to_an_unknown_name_fails_and_keeps_the_default() -> None:
 
 
 def test_no_default_without_storages() -> None:
-    with pytest.raises(StorageNotFound, match="no default storage is configured"):
+    with pytest.raises(StorageNotFound, match="no default storage is configured") as raised:
         DepotManager.get_default()
+    # the message says which call configures one
+    assert "DepotManager.configure(name, {'depot.storage_path': ...})" in str(raised.value)
+    assert "DepotManager.set_default(name)" in str(raised.value)
     with pytest.raises(StorageNotFound):
         DepotManager.get()
+
+
+def test_create_false_configures_a_storage_that_creates_nothing(tmp_path: Path) -> None:
+    storage = DepotManager.configure(
+        "default", {"depot.storage_path": str(tmp_path / "absent")}, create=False
+    )
+    assert not (tmp_path / "absent").exists()
+    with pytest.raises(StorageError, match="the storage directory does not exist"):
+        storage.list()
+    # the backend's own option is overridden: "create nothing" wins over the configuration
+    s3 = DepotManager.from_config(
+        {"depot.backend": "sa_depot.io.boto3.S3Storage", "depot.bucket": "media",
+         "depot.create_bucket": "true"},
+        create=False,
+    )  # fmt: skip
+    assert getattr(s3, "create_bucket", None) is False
 
 
 def test_an_unknown_storage_lists_the_configured_ones() -> None:
@@ -292,3 +316,22 @@ def test_importing_sa_depot_loads_no_driver_and_installs_nothing(tmp_path: Path)
     assert report["threads"] == 1
     assert report["storages"] == []
     assert report["new_files"] == []
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sa_depot.io.local.LocalFileStorage",
+        "sa_depot.io.memory.MemoryFileStorage",
+        "sa_depot.io.boto3.S3Storage",
+        "sa_depot.io.gridfs.GridFSStorage",
+    ],
+)
+def test_create_nothing_options_are_constructor_options(backend: str) -> None:
+    import importlib
+    import inspect
+
+    module, _, name = backend.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    parameters = inspect.signature(cls.__init__).parameters
+    assert set(cls.create_nothing_options) <= set(parameters)

@@ -74,6 +74,8 @@ ENV_SECRET = "SA_DEPOT_SECRET"
 ENV_STORAGE_PREFIX = "SA_DEPOT_STORAGE__"
 #: The file read when neither ``--config`` nor ``$SA_DEPOT_CONFIG`` names one.
 DEFAULT_CONFIG_FILE = "sa_depot.toml"
+#: Where ``sa-depot serve`` serves files (``[serve] mountpoint``), as DepotMiddleware does.
+DEFAULT_MOUNTPOINT = "/depot"
 
 _TOP_LEVEL_KEYS = {"database_url", "default", "storages", "aliases", "serve", "gc"}
 #: ``[gc]`` keys.
@@ -146,9 +148,13 @@ def load_settings(
     return settings
 
 
-def configure_manager(settings: Settings) -> list[str]:
+def configure_manager(settings: Settings, *, create: bool = True) -> list[str]:
     """Register the configured storages and aliases in :class:`DepotManager`; return the
-    storage names."""
+    storage names.
+
+    ``create=False`` configures storages that create nothing they lack, such as their
+    directory or bucket (see :meth:`DepotManager.from_config`).
+    """
     if not settings.storages:
         raise ConfigurationError(
             "no storage is configured: pass --config FILE (TOML with [storages.<name>] tables, "
@@ -157,7 +163,7 @@ def configure_manager(settings: Settings) -> list[str]:
         )
     for name, options in settings.storages.items():
         try:
-            DepotManager.configure(name, {f"depot.{key}": value for key, value in options.items()})
+            DepotManager.configure(name, storage_options(options), create=create)
         except ConfigurationError as exc:
             raise ConfigurationError(f"storage {name!r}: {exc}") from exc
     for alias, target in settings.aliases.items():
@@ -165,6 +171,12 @@ def configure_manager(settings: Settings) -> list[str]:
     if settings.default is not None:
         DepotManager.set_default(settings.default)
     return DepotManager.names()
+
+
+def storage_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of one storage of the settings, as :meth:`DepotManager.configure` takes
+    them (``depot.``-prefixed)."""
+    return {f"depot.{key}": value for key, value in options.items()}
 
 
 # -- TOML ------------------------------------------------------------------------------------
@@ -393,6 +405,7 @@ def _storage_key(settings: Settings, name: str) -> str:
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
+    "DEFAULT_MOUNTPOINT",
     "ENV_CONFIG",
     "ENV_DATABASE_URL",
     "ENV_DEFAULT_STORAGE",
@@ -402,4 +415,5 @@ __all__ = [
     "configure_manager",
     "find_config_file",
     "load_settings",
+    "storage_options",
 ]

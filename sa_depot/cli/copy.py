@@ -15,10 +15,11 @@ from rich.progress import (
 from sa_depot.cli.base import CliState, human_size, pass_state
 from sa_depot.exceptions import ConfigurationError
 from sa_depot.io.copy import CopyProgress, copy_files
+from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
 
 
-@click.command("copy")
+@click.command("copy", short_help="Copy the files of a storage into another, verified.")
 @click.argument("source")
 @click.argument("destination")
 @click.option(
@@ -58,7 +59,9 @@ def copy_command(
         raise ConfigurationError(
             f"{source!r} and {destination!r} are the same storage: nothing to copy"
         )
-    ids = list(file_ids) if file_ids else None
+    ids = _source_ids(source, source_storage, file_ids) if file_ids else None
+    if not dry_run:  # a new destination's directory or bucket is made now, not before
+        destination_storage = state.creating_storage(destination)
     console = Console(stderr=True)
     progress = Progress(
         TextColumn(f"{'checking' if dry_run else 'copying'} {source} -> {destination}"),
@@ -96,6 +99,23 @@ def copy_command(
             f"{len(report.failed)} file(s) could not be copied (listed above); the others "
             "were, and running the same command again retries the failed ones"
         )
+
+
+def _source_ids(name: str, storage: FileStorage, file_ids: tuple[str, ...]) -> list[str]:
+    """The ``--id`` values, each checked to name a file of the source: a typo is reported
+    before anything is copied (running the command again could not fix it)."""
+    for file_id in file_ids:
+        if not storage.is_valid_id(file_id):
+            raise ConfigurationError(
+                f"--id {file_id!r} is not a file id of the source storage {name!r} (expected "
+                f"{storage.id_format}); nothing was copied. 'sa-depot ls {name}' lists its ids"
+            )
+        if not storage.exists(file_id):
+            raise ConfigurationError(
+                f"--id {file_id!r}: the source storage {name!r} has no such file; nothing was "
+                f"copied. 'sa-depot ls {name}' lists its ids"
+            )
+    return list(file_ids)
 
 
 __all__ = ["copy_command"]

@@ -6,6 +6,7 @@ import os
 import re
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,7 +34,7 @@ class GraceParam(click.ParamType):  # type: ignore[type-arg]
             self.fail(str(exc), param, ctx)
 
 
-@click.command("gc")
+@click.command("gc", short_help="Remove the stored files that no committed row references.")
 @click.option(
     "--database-url",
     help=f"The application's database [${ENV_DATABASE_URL}, database_url in the configuration].",
@@ -44,7 +45,7 @@ class GraceParam(click.ParamType):  # type: ignore[type-arg]
     multiple=True,
     metavar="MODULE:ATTRIBUTE",
     help="The MetaData (or declarative base) of the tables holding files, e.g. "
-    "myapp.models:Base.metadata; repeat for several [[gc] metadata].",
+    "myapp.models:Base.metadata; repeat for several [metadata of the [gc] table].",
 )
 @click.option(
     "--grace",
@@ -88,15 +89,7 @@ def gc_command(
     a backup or another application's storage would otherwise be emptied. See docs/cli.md
     for when it is safe.
     """
-    from sa_depot.collector import (
-        DEFAULT_GRACE,
-        collect,
-        file_columns,
-        left_alone,
-        load_metadata,
-        sweep_plan,
-        written_storages,
-    )
+    from sa_depot.collector import DEFAULT_GRACE, collect, load_metadata
 
     settings = state.settings
     url = database_url or settings.database_url
@@ -114,37 +107,19 @@ def gc_command(
         )
     if grace is None:
         grace = GraceParam().convert(settings.gc_grace, None, None) if settings.gc_grace else None
-    state.configure_storages()
-    if os.getcwd() not in sys.path:  # import the application from here, as python -m would
-        sys.path.insert(0, os.getcwd())
-    metadata = [item for spec in specs for item in load_metadata(spec)] if not journal_only else []
-    grace = grace if grace is not None else DEFAULT_GRACE
-    named = list(storage_names or settings.gc_storages) or None
-    console = Console(stderr=True)
-    if not journal_only:
-        columns = file_columns(metadata)
-        plan = sweep_plan(columns, named)
-        written = written_storages(columns)
-        for name in plan:
-            why = "written by file columns" if name in written else "named by --storage"
-            click.echo(f"will sweep {name} ({why})", err=True)
-        for name in left_alone(plan):
-            click.echo(
-                f"will not sweep {name}: no file column writes to it (name it with "
-                "--storage to sweep it)",
-                err=True,
-            )
-        if grace < _SHORT_GRACE:
-            click.echo(
-                f"warning: --grace {_describe_grace(grace)} also removes files uploaded by "
-                "transactions that have not committed yet (an upload in progress now "
-                "loses its file); use it only when no application is writing",
-                err=True,
-            )
-
-    engine = _engine(url)
+    engine = _engine(url)  # a malformed URL or a missing SQLite file: said before anything
     try:
-        with console.status("Collecting unreferenced files..."):
+        state.configure_storages()
+        if os.getcwd() not in sys.path:  # import the application from here, as python -m would
+            sys.path.insert(0, os.getcwd())
+        metadata = (
+            [item for spec in specs for item in load_metadata(spec)] if not journal_only else []
+        )
+        grace = grace if grace is not None else DEFAULT_GRACE
+        named = list(storage_names or settings.gc_storages) or None
+        if not journal_only:
+            _announce_plan(metadata, named, grace)
+        with Console(stderr=True).status("Collecting unreferenced files..."):
             report = collect(
                 engine,
                 metadata,
@@ -162,8 +137,8 @@ def gc_command(
             click.echo(f"{verb} {path} (journaled removal)")
         for path in report.orphans:
             click.echo(f"{verb} {path} (unreferenced)")
-        for path in report.incomplete:
-            click.echo(f"removed {path} (left by an interrupted write)")
+        for path in report.incomplete:  # never in a dry run: nothing is looked for
+            click.echo(f"{verb} {path} (left by an interrupted write)")
         for path in report.missing:
             click.echo(f"missing {path} (referenced by a row, not in its storage)", err=True)
     click.echo(report.summary())
@@ -176,6 +151,31 @@ def gc_command(
         )
 
 
+def _announce_plan(metadata: list[Any], named: list[str] | None, grace: timedelta) -> None:
+    """Say on standard error which storages will be swept, and warn about a short grace."""
+    from sa_depot.collector import file_columns, left_alone, sweep_plan, written_storages
+
+    columns = file_columns(metadata)
+    plan = sweep_plan(columns, named)
+    written = written_storages(columns)
+    for name in plan:
+        why = "written by file columns" if name in written else "named by --storage"
+        click.echo(f"will sweep {name} ({why})", err=True)
+    for name in left_alone(plan):
+        click.echo(
+            f"will not sweep {name}: no file column writes to it (name it with --storage to "
+            "sweep it)",
+            err=True,
+        )
+    if grace < _SHORT_GRACE:
+        click.echo(
+            f"warning: --grace {_describe_grace(grace)} also removes files uploaded by "
+            "transactions that have not committed yet (an upload in progress now loses its "
+            "file); use it only when no application is writing",
+            err=True,
+        )
+
+
 #: A grace period shorter than this gets a warning: it may be shorter than a transaction.
 _SHORT_GRACE = timedelta(minutes=10)
 
@@ -185,14 +185,33 @@ def _describe_grace(grace: timedelta) -> str:
 
 
 def _engine(url: str) -> sa.Engine:
+    shown = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)  # never print a password
     try:
-        return sa.create_engine(url)
+        engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-        shown = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)  # never print a password
         raise ConfigurationError(
             f"database URL {shown!r}: {exc}; write it as SQLAlchemy expects, e.g. "
             "postgresql+psycopg://user:password@host/dbname or sqlite:///app.sqlite"
         ) from exc
+    _require_sqlite_file(engine.url, shown)
+    return engine
+
+
+def _require_sqlite_file(url: sa.URL, shown: str) -> None:
+    """Refuse a SQLite database file that does not exist: SQLite would create an empty one,
+    and the collector would find no reference in it."""
+    if url.get_backend_name() != "sqlite" or url.query.get("uri") == "true":
+        return
+    database = url.database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    if not path.is_file():
+        raise ConfigurationError(
+            f"database URL {shown!r}: the SQLite file {str(path.resolve())!r} does not exist "
+            "(nothing was created); check the path (sqlite:///relative/path.sqlite is "
+            "relative to the current directory, sqlite:////absolute/path.sqlite is absolute)"
+        )
 
 
 __all__ = ["gc_command"]

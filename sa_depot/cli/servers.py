@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from sa_depot.cli.access_log import AccessLog
 from sa_depot.cli.base import CliState, pass_state
+from sa_depot.cli.config import DEFAULT_MOUNTPOINT
 from sa_depot.exceptions import ConfigurationError
 from sa_depot.manager import DepotManager
 
@@ -28,15 +30,17 @@ def run_server(
     threads: int,
     announce: Callable[[str], None],
 ) -> None:
-    """Serve ``app`` with waitress on ``host:port`` until interrupted.
+    """Serve ``app`` with waitress on ``host:port`` until interrupted, writing one access log
+    line per request on standard error.
 
     ``announce`` receives the base URL (with the port actually bound, so ``port=0`` picks a
     free one) once the socket listens.
     """
     from waitress.server import create_server
 
+    logged = AccessLog(app, lambda line: click.echo(line, err=True))
     try:
-        server = create_server(app, host=host, port=port, threads=threads, ident="sa-depot")
+        server = create_server(logged, host=host, port=port, threads=threads, ident="sa-depot")
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
@@ -55,7 +59,7 @@ def run_server(
         server.close()
 
 
-@click.command("serve")
+@click.command("serve", short_help="Serve the configured storages over HTTP.")
 @click.option("--host", envvar="SA_DEPOT_HOST", help=f"Address to listen on [{DEFAULT_HOST}].")
 @click.option(
     "--port",
@@ -80,13 +84,14 @@ def serve_command(
 ) -> None:
     """Serve the configured storages over HTTP through DepotMiddleware.
 
-    Files are at <mountpoint>/<storage>/<file_id>; every other URL is 404. Per-storage
-    serving policies come from the [serve.policies.<storage>] tables of the configuration.
+    Files are at <mountpoint>/<storage>/<file_id>; every other URL is 404. The serving policy
+    of each storage comes from the [serve.policies.<storage>] table of the configuration.
+    One line per request is logged on standard error.
     """
     names = state.configure_storages()
     options = state.settings.serve
     middleware_options: dict[str, Any] = {
-        "mountpoint": mountpoint or options.get("mountpoint", "/depot"),
+        "mountpoint": mountpoint or options.get("mountpoint", DEFAULT_MOUNTPOINT),
         "policies": _policies(options.get("policies", {})),
     }
     if "cache_max_age" in options:
@@ -134,7 +139,7 @@ def _policies(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return policies
 
 
-@click.command("demo")
+@click.command("demo", short_help="Run the demo web application (no configuration needed).")
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -150,17 +155,25 @@ def _policies(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
     show_default=True,
     help="Folder of the demo's SQLite database and files (created if missing).",
 )
-def demo_command(host: str, port: int, data_dir: Path) -> None:
+@click.option(
+    "--max-upload-mib",
+    type=click.IntRange(1, 1024 * 1024),
+    default=256,
+    show_default=True,
+    help="The largest upload accepted, in MiB (the page says so before an upload).",
+)
+def demo_command(host: str, port: int, data_dir: Path, max_upload_mib: int) -> None:
     """Run the demo web application: upload files and images, see them listed with
-    thumbnails, download and delete them.
+    thumbnails, view, download and delete them.
 
     It uses SQLite and a local storage in --data-dir, and serves the files through
-    DepotMiddleware. It needs no configuration.
+    DepotMiddleware. It needs no configuration. One line per request is logged on standard
+    error.
     """
     from sa_depot.demo import make_app
 
     DepotManager.reset()
-    app = make_app(data_dir)
+    app = make_app(data_dir, max_upload_bytes=max_upload_mib * 1024 * 1024)
 
     def announce(base_url: str) -> None:
         click.echo(f"sa_depot demo running at {base_url}/")

@@ -150,7 +150,9 @@ class CollectReport:
             "still referenced" + ("" if self.journal_available else " (no journal table: skipped)"),
             f"orphans older than the grace period ({_format_delta(self.grace)}): {verb} "
             f"{len(self.orphans)}; too young: {len(self.too_young)}",
-            f"leftovers of interrupted writes removed: {len(self.incomplete)}",
+            "leftovers of interrupted writes: not looked for in a dry run"
+            if self.dry_run
+            else f"leftovers of interrupted writes removed: {len(self.incomplete)}",
             f"referenced but missing: {len(self.missing)}",
             f"errors: {len(self.errors)}",
         ]

@@ -1,7 +1,16 @@
-"""The demo's one table: attachments, each either an image (with a thumbnail) or a file."""
+"""The demo's one table: attachments, each either an image (with a thumbnail) or a file.
+
+``Base`` and ``Attachment`` are declared on first access (declaring an UploadedFileField
+installs sa_depot's session hooks, which importing a module must not do), so that the
+collector can be pointed at the demo's tables::
+
+    sa-depot gc --database-url sqlite:///.sa_depot_demo/demo.sqlite \\
+                --metadata sa_depot.demo.models:Base.metadata
+"""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -63,4 +72,21 @@ def declare_models() -> Models:
     return Models(base=Base, attachment=Attachment)
 
 
-__all__ = ["STORAGE_NAME", "Models", "declare_models"]
+@functools.cache
+def demo_models() -> Models:
+    """The demo's tables, declared once per process, for ``sa_depot.demo.models:Base``
+    (``sa-depot gc --metadata sa_depot.demo.models:Base.metadata``): the same tables as every
+    application's."""
+    return declare_models()
+
+
+def __getattr__(name: str) -> Any:
+    """``Base`` and ``Attachment``, declared on first access (see the module docs)."""
+    if name == "Base":
+        return demo_models().base
+    if name == "Attachment":
+        return demo_models().attachment
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["STORAGE_NAME", "Models", "declare_models", "demo_models"]

@@ -124,6 +124,7 @@ class S3Storage(FileStorage):
         "a UUID such as '1b4e28ba-2fa1-11d2-883f-0016d3cca427' (or the 24-hex-digit ObjectId "
         "of a file copied from GridFS)"
     )
+    create_nothing_options = {"create_bucket": False}
 
     def __init__(
         self,
@@ -153,7 +154,8 @@ class S3Storage(FileStorage):
     ) -> None:
         if importlib.util.find_spec("boto3") is None:
             raise ConfigurationError(
-                "S3Storage needs boto3, which is not installed: pip install 'sa-depot[s3]'"
+                "S3Storage needs boto3, which is not installed: pip install boto3 (or install "
+                "sa-depot with its s3 extra, e.g. pip install -e '.[s3]' in a clone)"
             )
         if not isinstance(bucket, str) or len(bucket) < 3:
             raise ConfigurationError(

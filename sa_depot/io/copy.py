@@ -142,12 +142,13 @@ def copy_file(
     :param dry_run: write nothing; ``copied`` says whether the file would be copied, and
         ``info`` is then the source's.
     :raises FileNotFound: the source has no such file.
-    :raises InvalidFileId: the destination cannot hold the id (before any transfer).
+    :raises InvalidFileId: the id is malformed for the source, or the destination cannot
+        hold it (before any transfer).
     :raises CopyVerificationError: the content does not match the expected checksum, or the
         copy read back does not match the content; the copy is removed.
     """
+    source_info = source.info(file_id)  # first: a wrong id is the source's to report
     target_id = destination.fileid(file_id if new_id is None else new_id)
-    source_info = source.info(file_id)
     expected = expected_checksum or source_info.checksum
     try:
         existing: FileInfo | None = destination.info(target_id)

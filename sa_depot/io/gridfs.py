@@ -85,8 +85,9 @@ class GridFSStorage(FileStorage):
     ) -> None:
         if importlib.util.find_spec("pymongo") is None:
             raise ConfigurationError(
-                "GridFSStorage needs pymongo, which is not installed: pip install "
-                "'sa-depot[gridfs]'"
+                "GridFSStorage needs pymongo, which is not installed: pip install pymongo "
+                "(or install sa-depot with its gridfs extra, e.g. pip install -e '.[gridfs]' "
+                "in a clone)"
             )
         if not isinstance(collection, str) or not collection or "$" in collection:
             raise ConfigurationError(f"GridFSStorage: invalid collection name {collection!r}")

@@ -25,7 +25,7 @@ import hashlib
 import io
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, BinaryIO, ClassVar
@@ -354,6 +354,11 @@ class FileStorage(abc.ABC):
     chunk_size: int = DEFAULT_CHUNK_SIZE
     #: Human-readable description of the id format, used in error messages.
     id_format: ClassVar[str] = "a UUID such as '1b4e28ba-2fa1-11d2-883f-0016d3cca427'"
+    #: Constructor options that keep the storage from creating what it lacks (a local
+    #: directory, an S3 bucket), so that a missing one is an error naming it rather than an
+    #: empty storage made on the spot. Tools that only look at storages pass them:
+    #: ``DepotManager.configure(name, options, create=False)``.
+    create_nothing_options: ClassVar[Mapping[str, Any]] = {}
 
     #: The name the storage is configured under in :class:`~sa_depot.manager.DepotManager`;
     #: set by the manager, used in error messages.

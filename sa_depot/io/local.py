@@ -182,20 +182,27 @@ class LocalFileStorage(FileStorage):
     """Stores files under ``storage_path`` on the local disk.
 
     :param storage_path: the directory holding the files; created (with its parents) if
-        missing. Nothing else is done until the first write.
+        missing, unless ``create_directory`` is false. Nothing else is done until the first write.
     :param fsync: flush content, metadata and directory entries to the disk before a write
         returns, so that committed files survive a power loss. ``False`` is faster and still
         atomic for every reader, but not durable.
     :param chunk_size: bytes read and written at a time; memory use stays near this.
+    :param create_directory: ``False`` creates nothing: when ``storage_path`` does not exist,
+        listing and writing raise :class:`~sa_depot.exceptions.StorageError` and reading a
+        file raises :class:`~sa_depot.exceptions.FileNotFound`, both saying so, so that a
+        mistyped path is not taken for an empty storage (what ``sa-depot ls`` uses).
 
     Safe to share between threads and between processes on the same directory.
     """
+
+    create_nothing_options = {"create_directory": False}
 
     def __init__(
         self,
         storage_path: str | os.PathLike[str],
         fsync: bool = True,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        create_directory: bool = True,
     ) -> None:
         if chunk_size < 1:
             raise ConfigurationError(
@@ -208,8 +215,10 @@ class LocalFileStorage(FileStorage):
         self.root = os.path.abspath(self.storage_path)
         self.fsync = fsync
         self.chunk_size = chunk_size
-        with self._disk("create the storage directory", self.root):
-            os.makedirs(self.root, exist_ok=True)
+        self.create_directory = create_directory
+        if create_directory:
+            with self._disk("create the storage directory", self.root):
+                os.makedirs(self.root, exist_ok=True)
 
     @property
     def description(self) -> str:
@@ -252,7 +261,7 @@ class LocalFileStorage(FileStorage):
         for _ in range(_OPEN_ATTEMPTS):
             located = self._locate(paths)
             if located is None:
-                raise FileNotFound(self.description, file_id)
+                raise FileNotFound(self.description, file_id, self._missing_directory())
             try:
                 fileobj = io.FileIO(located.data_path, "rb")
             except FileNotFoundError:
@@ -291,6 +300,7 @@ class LocalFileStorage(FileStorage):
         return self._is_file(paths.metadata) or self._is_file(paths.legacy_metadata)
 
     def _iter_ids(self) -> Iterator[str]:
+        self._check_directory()
         for name in self._scan(self.root):
             path = os.path.join(self.root, name)
             if _SHARD_RE.match(name):
@@ -550,6 +560,7 @@ class LocalFileStorage(FileStorage):
     def _make_directories(self, directory: str) -> None:
         if os.path.isdir(directory):
             return
+        self._check_directory()
         parent = os.path.dirname(directory)
         for path in (parent, directory):
             with self._disk("create the directory", path):
@@ -585,6 +596,21 @@ class LocalFileStorage(FileStorage):
             if not quietly:
                 raise self._failure("delete", paths.legacy_directory, exc) from exc
             _log.warning("could not remove %s: %s", paths.legacy_directory, exc)
+
+    def _check_directory(self) -> None:
+        """With ``create_directory=False``, refuse to list or write a missing directory."""
+        missing = self._missing_directory()
+        if missing is not None:
+            raise StorageError(self.description, missing)
+
+    def _missing_directory(self) -> str | None:
+        """What is wrong when the storage directory is missing and may not be created."""
+        if self.create_directory or os.path.isdir(self.root):
+            return None
+        return (
+            "the storage directory does not exist (nothing was created): check storage_path, "
+            "or create the directory"
+        )
 
     # -- errors ------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -13,6 +13,10 @@ Accepted content:
 A ``str`` is refused with :class:`~sa_depot.exceptions.UnsupportedContent` (a ``TypeError``):
 encode it and pass bytes.
 
+Whatever carries it, the filename goes through one normalisation
+(:mod:`sa_depot.io.filenames`): its last path component, without invisible or control
+characters. Content without a name is named ``'unnamed'``, as in filedepot.
+
 Without an explicit content type (the ``content_type`` argument, or the one a FileIntent or an
 upload object carries), the type is sniffed from the first bytes with libmagic and refined by the
 filename: see :mod:`sa_depot.io.content_types` for the rule.
@@ -21,12 +25,12 @@ filename: see :mod:`sa_depot.io.content_types` for the rule.
 from __future__ import annotations
 
 import io
-import os
 from typing import Any, BinaryIO
 
 from sa_depot.exceptions import UnsupportedContent
 from sa_depot.io.content_types import DEFAULT_CONTENT_TYPE as DEFAULT_CONTENT_TYPE
 from sa_depot.io.content_types import SNIFF_BYTES, guess_content_type
+from sa_depot.io.filenames import normalize_filename, unescape_form_filename
 from sa_depot.io.interfaces import StoredFile
 from sa_depot.utils import utcnow_naive
 
@@ -62,19 +66,24 @@ class FileIntent:
 
 
 def content_filename(content: object) -> str | None:
-    """The filename ``content`` carries, if any."""
+    """The filename ``content`` carries, if any, normalised as every stored filename is
+    (:func:`~sa_depot.io.filenames.normalize_filename`)."""
+    return normalize_filename(_carried_filename(content))
+
+
+def _carried_filename(content: object) -> str | None:
     if isinstance(content, FileIntent):
-        return content.filename or content_filename(content.fileobj)
+        return content.filename or _carried_filename(content.fileobj)
     if isinstance(content, StoredFile):
         return content.filename
     if isinstance(content, (bytes, bytearray, memoryview, str)):
         return None
     filename = getattr(content, "filename", None)
-    if isinstance(filename, str) and filename:
-        return os.path.basename(filename.replace("\\", "/")) or None
+    if isinstance(filename, str) and filename:  # an upload: the name a browser's form sent
+        return unescape_form_filename(filename)
     name = getattr(content, "name", None)
     if isinstance(name, str) and name and not (name.startswith("<") and name.endswith(">")):
-        return os.path.basename(name) or None
+        return name
     return None
 
 
@@ -148,7 +157,8 @@ def prepare_content(
     """Normalise any accepted content into ``(binary stream, filename, content type)``.
 
     Explicit ``filename``/``content_type`` arguments win over those the content carries;
-    content without a name is named :data:`DEFAULT_FILENAME` (``'unnamed'``, as in filedepot).
+    content without a name is named :data:`DEFAULT_FILENAME` (``'unnamed'``, as in filedepot);
+    either filename is normalised (:func:`~sa_depot.io.filenames.normalize_filename`).
     Reads at most :data:`SNIFF_BYTES` bytes ahead (to detect the type); the rest of the content
     is read by the caller, in chunks.
     """
@@ -157,7 +167,7 @@ def prepare_content(
             "cannot store a str: files are bytes. Pass content.encode('utf-8'), or a file "
             "opened in binary mode ('rb')."
         )
-    filename = filename or content_filename(content) or DEFAULT_FILENAME
+    filename = normalize_filename(filename) or content_filename(content) or DEFAULT_FILENAME
     content_type = content_type or _carried_content_type(content)
     stream = _raw_stream(content)
     if not callable(getattr(stream, "read", None)):

@@ -1,6 +1,7 @@
 """The parts of :class:`~sa_depot.middleware.DepotMiddleware`, one concern per module.
 
 * :mod:`~sa_depot.serving.policy`: :class:`ServingPolicy`, how one storage's files are served;
+* :mod:`~sa_depot.serving.urls`: file URLs that agree with the served path under any mount;
 * :mod:`~sa_depot.serving.signing`: signed, expiring URLs;
 * :mod:`~sa_depot.serving.conditional`: ETag, Last-Modified and conditional requests;
 * :mod:`~sa_depot.serving.ranges`: which byte ranges a request gets;

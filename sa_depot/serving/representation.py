@@ -27,6 +27,7 @@ from urllib.parse import quote
 from anyascii import anyascii
 from werkzeug.http import dump_options_header, parse_options_header, quote_header_value
 
+from sa_depot.io.filenames import normalize_filename
 from sa_depot.io.interfaces import ResponseOverrides
 
 #: A sandboxed, resource-less document: no script, no plugins, no same-origin access.
@@ -78,7 +79,6 @@ _UNSAFE_FILENAME_CHARS = re.compile(r'[\x00-\x1f\x7f"\\/]')
 _TOKEN_RE = re.compile(r"\A[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 # RFC 8187 attr-char, left unescaped in filename*.
 _ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
-_MAX_FILENAME_CHARS = 255
 
 
 @dataclass(frozen=True)
@@ -160,12 +160,13 @@ def make_content_disposition(disposition: str, filename: str | None) -> str:
     ``'attachment'``) and the download name ``filename`` (filedepot's
     ``depot.utils.make_content_disposition``, always well-formed).
 
-    The name is reduced to its last path component without control characters, quotes or
-    slashes (see :func:`clean_filename`). The plain ``filename`` parameter is its ASCII
-    transliteration for old clients (``'Крупный.txt'`` -> ``"Krupnyy.txt"``, by anyascii, as
-    filedepot does); ``filename*`` (RFC 8187) carries the exact UTF-8 name when it differs.
-    Without a name, the value is the disposition alone. Raises ``ValueError`` for a
-    disposition that is not an RFC 9110 token (it would corrupt the header).
+    The name is normalised as stored filenames are (see :func:`clean_filename`). The plain
+    ``filename`` parameter is its ASCII transliteration for old clients (``'Крупный.txt'`` ->
+    ``"Krupnyy.txt"``, by anyascii, as filedepot does; quotes, backslashes and other characters
+    a quoted string cannot hold become ``_``); ``filename*`` (RFC 8187) carries the exact
+    UTF-8 name when it differs (quotes included, percent-encoded). Without a name, the value
+    is the disposition alone. Raises ``ValueError`` for a disposition that is not an RFC 9110
+    token (it would corrupt the header).
     """
     if not _TOKEN_RE.match(disposition):
         raise ValueError(f"invalid disposition type {disposition!r}: use 'inline' or 'attachment'")
@@ -181,13 +182,11 @@ def make_content_disposition(disposition: str, filename: str | None) -> str:
 
 
 def clean_filename(filename: str | None) -> str:
-    """The last component of ``filename`` without control characters, quotes or slashes."""
-    if not filename:
-        return ""
-    # a stored name may be a client's full path ("C:\\Users\\x\\a.pdf"): keep the last part
-    base = re.split(r"[/\\]", filename)[-1]
-    base = _UNSAFE_FILENAME_CHARS.sub("_", base).strip(" .")
-    return base[:_MAX_FILENAME_CHARS]
+    """``filename`` normalised as stored filenames are
+    (:func:`~sa_depot.io.filenames.normalize_filename`: the last path component, without
+    invisible or control characters), or ``''``. Rows written before that normalisation, or
+    by filedepot, may hold anything."""
+    return normalize_filename(filename) or ""
 
 
 def _ascii_fallback(name: str) -> str:

@@ -67,8 +67,9 @@ sa_depot.aliases.avatars = media
     assert listed["default"]["default"] is True
     assert listed["media"]["backend"] == "sa_depot.io.memory.MemoryFileStorage"  # filedepot path
     assert listed["media"]["aliases"] == ["avatars"]
-    # %(here)s is the ini file's folder, as in PasteDeploy
-    assert (folder / "files").is_dir()
+    # %(here)s is the ini file's folder, as in PasteDeploy; listing creates nothing
+    assert listed["default"]["location"] == str(folder / "files")
+    assert not (folder / "files").exists()
 
 
 def test_config_file_from_the_environment(

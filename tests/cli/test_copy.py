@@ -162,12 +162,27 @@ def test_copying_a_storage_into_itself_is_refused(
     assert_user_error(result, "'media' and 'avatars' are the same storage")
 
 
-def test_a_missing_file_id_is_reported(sa_depot: Invoker, two_storages: Storages) -> None:
-    config, default, _ = two_storages
+def test_a_wrong_id_blames_the_source_and_copies_nothing(
+    sa_depot: Invoker, two_storages: Storages
+) -> None:
+    """A typo in --id is the source's: the message names it, suggests 'sa-depot ls', and
+    does not promise that running the command again helps."""
+    config, default, media = two_storages
+    present = default.create(b"kept")
     missing = "0b1c9d3e-5b8f-4a43-9a0e-2d6f1e7c8a90"
-    result = sa_depot("-c", str(config), "copy", "default", "media", "--id", missing)
-    assert_user_error(result, "1 file(s) could not be copied")
-    assert f"failed default/{missing}: " in result.stderr
+    result = sa_depot(
+        "-c", str(config), "copy", "default", "media", "--id", present, "--id", missing
+    )
+    assert_user_error(result, f"--id '{missing}'", "source storage 'default' has no such file")
+    assert "sa-depot ls default" in result.stderr
+    assert "again" not in result.output
+
+    result = sa_depot("-c", str(config), "copy", "default", "media", "--id", "nope")
+    assert_user_error(
+        result, "--id 'nope' is not a file id of the source storage 'default'", "expected a UUID"
+    )
+    assert "'media'" not in result.output  # the destination is not blamed
+    assert media.list() == []
 
 
 def test_dry_run_reports_what_would_be_copied_and_writes_nothing(

@@ -103,7 +103,7 @@ def test_a_plain_file_is_stored_listed_downloaded_and_deleted(demo: Demo) -> Non
     (row,) = demo.rows()
     (path,) = row["files"].split()  # no thumbnail for a text file
     assert 'class="icon">TXT<' in response.text
-    assert "<img" not in response.text
+    assert '<img class="thumb"' not in response.text
 
     link = re.search(r'href="(/depot/[^"]+)"', response.text)
     assert link is not None
@@ -215,9 +215,13 @@ def test_demo_command_prints_its_url_and_serves(tmp_path: Path) -> None:
     args = ["demo", "--port", "0", "--data-dir", "here"]
     with cli_server(args, cwd=tmp_path) as server:
         assert server.banner[0].startswith("sa_depot demo running at http://127.0.0.1:")
-        assert server.process.stdout is not None
-        assert str(tmp_path / "here") in server.process.stdout.readline()
+        assert str(tmp_path / "here") in (server.next_line() or "")
         assert "sa_depot demo" in requests.get(server.base_url + "/", timeout=10).text
+        # one access log line per request, in the Common Log Format
+        line = server.wait_for_line(r'"GET / HTTP/1\.1"')
+        assert re.fullmatch(r'127\.0\.0\.1 - - \[[^]]+\] "GET / HTTP/1\.1" 200 \d+', line)
+        requests.get(server.base_url + "/nope?x=1", timeout=10)
+        assert server.wait_for_line(r'"GET /nope\?x=1 HTTP/1\.1" 404')
     assert (tmp_path / "here" / "demo.sqlite").is_file()
 
 
@@ -234,3 +238,79 @@ def test_demo_command_refuses_an_unusable_data_dir(sa_depot: Invoker, tmp_path: 
     (tmp_path / "a-file").write_text("not a folder")
     result = sa_depot("demo", "--port", "0", "--data-dir", str(tmp_path / "a-file" / "sub"))
     assert_user_error(result, "cannot create the demo's data folder", "--data-dir")
+
+
+def test_messages_are_never_taken_from_the_url(demo: Demo) -> None:
+    page = demo.http.get(
+        demo.base_url + "/?notice=Your+account+is+closed&error=Call+us", timeout=10
+    ).text
+    assert "Your account is closed" not in page
+    assert "Call us" not in page
+    # a message is shown once, on the page after the action, from the server
+    response = demo.upload(("once.txt", b"x"))
+    assert "Uploaded once.txt." in response.text
+    assert "Uploaded once.txt." not in demo.page()
+
+
+def test_the_page_script_gets_json_answers(demo: Demo) -> None:
+    accept_json = {"Accept": "application/json"}
+    stored = demo.http.post(
+        demo.base_url + "/upload",
+        files=[("files", ("a.txt", b"a"))],
+        headers=accept_json,
+        timeout=10,
+    )
+    assert stored.status_code == 200
+    assert stored.json() == {"ok": True, "notice": "Uploaded a.txt."}
+    assert "Uploaded a.txt." in demo.page()  # the message waits for the next page
+
+    empty = demo.http.post(
+        demo.base_url + "/upload", files={"files": ("", b"")}, headers=accept_json, timeout=10
+    )
+    assert empty.status_code == 400
+    assert empty.json() == {"ok": False, "error": "Choose at least one file to upload."}
+
+
+def test_an_upload_over_the_limit_is_refused(server: tuple[str, Slot], tmp_path: Path) -> None:
+    base_url, slot = server
+    slot.app = make_app(tmp_path / "small", max_upload_bytes=1024)
+    try:
+        response = requests.post(
+            base_url + "/upload",
+            files=[("files", ("big.bin", b"\0" * 4096))],
+            headers={"Accept": "application/json"},
+            timeout=10,
+        )
+        assert response.status_code == 413
+        assert response.json() == {"ok": False, "error": "The demo accepts up to 1.0 KiB."}
+        assert "Up to <strong>1 KiB</strong> per upload" in requests.get(base_url, timeout=10).text
+        assert slot.app.storage.list() == []
+    finally:
+        slot.app.engine.dispose()
+        slot.app = None
+
+
+def test_the_page_loads_its_script_and_stylesheet(demo: Demo) -> None:
+    page = demo.page()
+    assert '<script src="/static/demo.js" defer></script>' in page
+    for name, content_type in (("demo.js", "text/javascript"), ("demo.css", "text/css")):
+        response = demo.http.get(f"{demo.base_url}/static/{name}", timeout=10)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith(content_type)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert demo.http.get(demo.base_url + "/static/nope.js", timeout=10).status_code == 404
+    policy = demo.http.get(demo.base_url + "/", timeout=10).headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+def test_an_image_that_cannot_be_decoded_says_so(demo: Demo) -> None:
+    response = demo.upload(("broken.png", png((50, 50))[:60]))
+    assert "Uploaded broken.png (no thumbnail: image file is truncated)." in response.text
+    assert 'class="no-thumbnail"' in response.text
+    assert "could not be decoded" in response.text
+
+
+def test_uploaded_names_are_shown_normalised(demo: Demo) -> None:
+    response = demo.upload(("\u202egnp.exe", b"MZ"))
+    assert "\u202e" not in response.text
+    assert "Uploaded gnp.exe." in response.text

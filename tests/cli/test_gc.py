@@ -4,6 +4,7 @@ messages for what is missing."""
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,6 +113,33 @@ def test_dry_run_reports_and_removes_nothing(sa_depot: Invoker, app: App) -> Non
     assert all(exists(app, path) for path in (app.referenced, app.orphan, app.journaled))
 
 
+def test_dry_run_never_says_removed(sa_depot: Invoker, app: App) -> None:
+    result = sa_depot(
+        "-c", str(app.config), "gc", "--database-url", app.url, "--metadata",
+        "gcapp.models:Base.metadata", "--grace", "0", "--dry-run",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert not re.search(r"\bremoved\b", result.output), result.output
+    assert "journal: would remove 1" in result.stdout
+    assert re.search(r"orphans older than the grace period \(0s\): would remove \d", result.stdout)
+    assert "leftovers of interrupted writes: not looked for in a dry run" in result.stdout
+
+
+def test_gc_refuses_a_missing_sqlite_file_and_creates_none(
+    sa_depot: Invoker, app: App, tmp_path: Path
+) -> None:
+    typo = tmp_path / "typo.sqlite"
+    for extra in (["--dry-run"], ["--journal-only"], []):
+        result = sa_depot(
+            "-c", str(app.config), "gc", "--database-url", f"sqlite:///{typo}", "--metadata",
+            "gcapp.models:Base.metadata", *extra,
+        )  # fmt: skip
+        assert_user_error(result, f"the SQLite file '{typo}' does not exist", "nothing was")
+        assert "will sweep" not in result.output  # refused before anything else
+    assert not typo.exists()
+    assert exists(app, app.orphan)
+
+
 def test_gc_removes_orphans_and_journaled_files(sa_depot: Invoker, app: App) -> None:
     lines = gc(sa_depot, app, "--grace", "0s")
     assert f"removed {app.orphan} (unreferenced)" in lines
@@ -199,6 +227,7 @@ def test_gc_with_an_unreachable_database(sa_depot: Invoker, app: App) -> None:
 def test_gc_refuses_tables_missing_from_the_database(
     sa_depot: Invoker, app: App, tmp_path: Path
 ) -> None:
+    (tmp_path / "empty.sqlite").touch()  # an empty SQLite database
     empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
     result = sa_depot(
         "-c", str(app.config), "gc", "--database-url", empty, "--metadata",

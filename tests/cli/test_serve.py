@@ -59,6 +59,9 @@ def test_serve_answers_file_requests(config: Path, tmp_path: Path) -> None:
         response = requests.get(f"{server.base_url}/files/default/{file_id}", timeout=10)
         assert response.status_code == 200
         assert response.content == b"Hello over HTTP"
+        # one access log line per request, with the status and the size
+        logged = server.wait_for_line(f"GET /files/default/{file_id} ")
+        assert logged.endswith(f'"GET /files/default/{file_id} HTTP/1.1" 200 15')
         assert response.headers["Content-Type"].startswith("text/plain")
         assert response.headers["X-Content-Type-Options"] == "nosniff"
 
@@ -75,6 +78,13 @@ def test_serve_answers_file_requests(config: Path, tmp_path: Path) -> None:
         # the policy of [serve.policies.private]: signed links only
         refused = requests.get(f"{server.base_url}/files/private/{secret_id}", timeout=10)
         assert refused.status_code == 403
+        assert server.wait_for_line(f'GET /files/private/{secret_id} HTTP/1.1" 403')
+        # a signature is never written to the log
+        signed = f"/files/private/{secret_id}?expires=9999999999&signature=abcdef0123"
+        requests.get(server.base_url + signed, timeout=10)
+        line = server.wait_for_line(f"GET /files/private/{secret_id}\\?")
+        assert "abcdef0123" not in line
+        assert "signature=***" in line
 
         # nothing outside the mountpoint and the configured storages
         assert requests.get(f"{server.base_url}/", timeout=10).status_code == 404

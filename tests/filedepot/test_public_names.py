@@ -34,7 +34,7 @@ def test_make_content_disposition_transliterates_the_ascii_name() -> None:
     assert utils.make_content_disposition("inline", "plain.txt") == ('inline; filename="plain.txt"')
     # well-formed where filedepot's was not: no quote or line break reaches the header
     assert utils.make_content_disposition("inline", 'a"b\r\n.txt') == (
-        'inline; filename="a_b__.txt"'
+        "inline; filename=\"a_b .txt\"; filename*=UTF-8''a%22b%20.txt"
     )
     assert utils.make_content_disposition("attachment", None) == "attachment"
     with pytest.raises(ValueError, match="disposition"):

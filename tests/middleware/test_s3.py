@@ -22,6 +22,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.test import Client
 
 from sa_depot.io.boto3 import S3Storage
+from sa_depot.io.filenames import normalize_filename
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
 from sa_depot.middleware import DepotMiddleware, ServingPolicy
@@ -137,7 +138,8 @@ def test_every_download_path_names_and_types_the_file_alike(
         assert download_headers(requests.get(own_url, timeout=30)) == expected, filename
 
         disposition, params = parse_options_header(expected[1])
-        assert params["filename"] == filename, filename  # filename* decoded, as browsers do
+        # filename* decoded, as browsers do: the name as stored (normalised: NFC)
+        assert params["filename"] == normalize_filename(filename), filename
         fallback = expected[1].split('filename="', 1)[1].split('"', 1)[0]
         assert fallback.isascii() and fallback.isprintable(), filename
         inline = content_type.split(";")[0] in SHOWN_INLINE

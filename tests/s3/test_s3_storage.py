@@ -93,7 +93,7 @@ def test_a_missing_boto3_is_a_configuration_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "boto3" else real(name, *a)
     )
-    with pytest.raises(ConfigurationError, match=r"pip install 'sa-depot\[s3\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install boto3 .*'\.\[s3\]'"):
         S3Storage("bucket")
 
 
