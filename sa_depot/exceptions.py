@@ -123,13 +123,22 @@ class WrongUploadType(DepotError, ValueError):
 
 
 class FileDiscarded(DepotError, ValueError):
-    """The UploadedFile's files were removed because the transaction that uploaded them ended
-    without saving them (a rollback, a closed session, a savepoint rolled back). Saving the
-    descriptor again would make a row point at nothing: assign the content again instead."""
+    """The file a descriptor names is gone, so saving the descriptor would make a row point at
+    nothing: its files were removed because the transaction that uploaded them ended without
+    saving them (a rollback, a closed session, a savepoint rolled back), or because a
+    transaction that committed meanwhile let go of its last row (``released``), or the file
+    does not exist in its storage (``missing``). Assign the content again instead."""
 
-    def __init__(self, path: str) -> None:
+    _REASONS = {
+        "rolled back": "was removed when the transaction that uploaded it ended without saving "
+        "it (rollback or close); assign the content again to upload a new file",
+        "released": "is being removed: a transaction that committed meanwhile let go of the "
+        "last row using it; assign the content again to store a new file",
+        "missing": "does not exist in its storage, so the row would point at nothing; assign "
+        "the content again to store a new file",
+    }
+
+    def __init__(self, path: str, reason: str = "rolled back") -> None:
         self.path = path
-        super().__init__(
-            f"the file {path!r} was removed when the transaction that uploaded it ended without "
-            "saving it (rollback or close); assign the content again to upload a new file"
-        )
+        self.reason = reason
+        super().__init__(f"the file {path!r} {self._REASONS.get(reason, reason)}")

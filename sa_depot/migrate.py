@@ -480,7 +480,7 @@ def _adopt_row(
     good = [p for p in good if canonical_path(p) not in doomed]
     if good:
         ref = registry.RowRef(target.table.fullname, target.column.name, registry.row_key(row.key))
-        registry.attach(connection, ref, good)
+        registry.attach(connection, ref, good, verify_files=False)  # checked above, if asked
         state.files_attached += len(good)
     if len(good) == len(paths):
         state.rows_adopted += 1

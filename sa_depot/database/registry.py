@@ -45,9 +45,10 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from sa_depot.database.references import canonical_path
 from sa_depot.database.schema import attachments, files, pending_removals
-from sa_depot.descriptor import storage_of
-from sa_depot.exceptions import FileDiscarded
+from sa_depot.descriptor import split_path, storage_of
+from sa_depot.exceptions import DepotError, FileDiscarded
 from sa_depot.io.interfaces import utcnow
+from sa_depot.manager import DepotManager
 
 #: The row key of an attachment whose row the writer could not identify.
 UNKNOWN_ROW = ""
@@ -119,12 +120,24 @@ def register_new(connection: sa.Connection, ref: RowRef, paths: Iterable[str]) -
     connection.execute(attachments.insert(), [_attachment(ref, p, now) for p in wanted])
 
 
-def attach(connection: sa.Connection, ref: RowRef, paths: Iterable[str]) -> None:
+def attach(
+    connection: sa.Connection,
+    ref: RowRef,
+    paths: Iterable[str],
+    *,
+    verify_files: bool = True,
+) -> None:
     """Record that the row ``ref`` uses files that may be used elsewhere already (a Core
     statement writing a loaded descriptor, an adoption). Idempotent for a row of known key.
 
-    :raises FileDiscarded: a committed transaction released one of the files meanwhile and
-        its removal is journaled: the row would point at a file about to go.
+    A file the registry does not know joins it, unless its removal is journaled or, with
+    ``verify_files``, its storage (if configured here) does not have it: a transaction that
+    let go of its last row may have committed while this one waited for the file's lock, then
+    removed the file and completed its journal row (in that order, so one of the two checks
+    sees it).
+
+    :raises FileDiscarded: the row would point at a file that is going (``released``) or gone
+        (``missing``).
     """
     wanted = canonical(paths)
     if not wanted:
@@ -134,7 +147,11 @@ def attach(connection: sa.Connection, ref: RowRef, paths: Iterable[str]) -> None
     if unknown:
         doomed = journaled(connection, unknown)
         if doomed:
-            raise FileDiscarded(doomed[0])
+            raise FileDiscarded(doomed[0], "released")
+        if verify_files:
+            for path in unknown:
+                if _missing_from_storage(path):
+                    raise FileDiscarded(path, "missing")
         _insert_missing_files(connection, unknown, utcnow())
         counts.update(lock_files(connection, unknown))
     now = utcnow()
@@ -255,6 +272,16 @@ def forget(connection: sa.Connection, paths: Iterable[str]) -> None:
     for batch in _batches(wanted):
         connection.execute(attachments.delete().where(attachments.c.path.in_(batch)))
         connection.execute(files.delete().where(files.c.path.in_(batch)))
+
+
+def _missing_from_storage(path: str) -> bool:
+    """Whether the storage of ``path``, configured in this process, lacks the file (a storage
+    this process does not know, or cannot ask, counts as having it)."""
+    try:
+        storage_name, file_id = split_path(path)
+        return not DepotManager.get(storage_name).exists(file_id)
+    except DepotError:
+        return False
 
 
 def _attachment(ref: RowRef, path: str, now: datetime) -> dict[str, Any]:
