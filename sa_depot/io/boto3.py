@@ -55,6 +55,7 @@ from sa_depot.io.objects import (
     BodyStoredFile,
     decode_metadata,
     encode_metadata,
+    iter_parts,
     read_head,
 )
 
@@ -349,7 +350,9 @@ class S3Storage(FileStorage):
         temp_key = f"{self.prefix}{UPLOADS_DIR}{info.file_id}.{uuid.uuid4().hex}"
         metadata = encode_metadata(info, with_checksum=False)
         with self._multipart("upload", info, temp_key, metadata) as (upload_id, parts):
-            for number, part in enumerate(self._parts(content, head), start=1):
+            for number, part in enumerate(
+                iter_parts(content, head, self.multipart_chunksize), start=1
+            ):
                 if number > MAX_PARTS:
                     raise StorageError(
                         self.description,
@@ -371,36 +374,6 @@ class S3Storage(FileStorage):
             self._copy_into_place(temp_key, info)
         finally:
             self._remove_quietly(temp_key)
-
-    def _parts(self, content: IncomingContent, head: list[bytes]) -> Iterator[bytes]:
-        """The content in parts of exactly ``multipart_chunksize`` bytes, but the last."""
-        size = self.multipart_chunksize
-        # Chunks are gathered in a list and joined once per part: one copy of each byte, and
-        # nothing part-sized stays allocated besides the part being sent.
-        chunks: list[bytes] = list(head)
-        filled = sum(len(chunk) for chunk in chunks)
-        head.clear()  # the caller's list would otherwise hold the head for the whole upload
-        while True:
-            while filled < size:
-                data = content.read(min(content.chunk_size, size - filled))
-                if not data:
-                    break
-                chunks.append(data)
-                filled += len(data)
-            if not filled:
-                return
-            joined = b"".join(chunks)
-            chunks.clear()
-            part, rest = joined[:size], joined[size:]  # a full slice of bytes is no copy
-            del joined
-            if rest:
-                chunks.append(rest)
-            filled = len(rest)
-            del rest
-            yield part
-            del part
-            if content.finished and not filled:
-                return
 
     def _copy_into_place(self, temp_key: str, info: FileInfo) -> None:
         key = self.key(info.file_id)

@@ -7,7 +7,8 @@
   filedepot had a backend (S3, GCS), so that either library reads the other's objects.
   Filenames are percent-encoded UTF-8 (metadata travels in HTTP headers: ASCII only).
 * **One request for small content.** :func:`read_head` reads up to a threshold: content that
-  ends within it is sent in one request with its checksum; longer content is streamed.
+  ends within it is sent in one request with its checksum; longer content is streamed, in
+  parts of a fixed size where the store wants them (:func:`iter_parts`).
 * **Reading from a response body.** :class:`BodyStoredFile` reads an object through one
   response body; a seek drops the body and the next read opens another at the new position.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
@@ -143,6 +144,37 @@ def read_head(content: IncomingContent, threshold: int) -> list[bytes]:
         chunks.append(data)
         filled += len(data)
     return chunks
+
+
+def iter_parts(content: IncomingContent, head: list[bytes], size: int) -> Iterator[bytes]:
+    """The content, after ``head`` (which this consumes), in parts of exactly ``size`` bytes
+    but the last: what multipart uploads and block lists send, one part in memory at a time."""
+    # Chunks are gathered in a list and joined once per part: one copy of each byte, and
+    # nothing part-sized stays allocated besides the part being sent.
+    chunks: list[bytes] = list(head)
+    filled = sum(len(chunk) for chunk in chunks)
+    head.clear()  # the caller's list would otherwise hold the head for the whole upload
+    while True:
+        while filled < size:
+            data = content.read(min(content.chunk_size, size - filled))
+            if not data:
+                break
+            chunks.append(data)
+            filled += len(data)
+        if not filled:
+            return
+        joined = b"".join(chunks)
+        chunks.clear()
+        part, rest = joined[:size], joined[size:]  # a full slice of bytes is no copy
+        del joined
+        if rest:
+            chunks.append(rest)
+        filled = len(rest)
+        del rest
+        yield part
+        del part
+        if content.finished and not filled:
+            return
 
 
 class Body(Protocol):
