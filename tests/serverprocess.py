@@ -5,7 +5,9 @@
   by its PID (SIGTERM, then SIGKILL), or killed at once as a crash would.
 * :func:`wait_until_ready` polls a probe until the server answers, failing early (with the
   log) if the process exits.
-* :func:`unavailable` skips a test whose server cannot start, or fails it with ``CI=true``.
+* :func:`unavailable` skips a test whose server cannot start, or fails it with ``CI=true``;
+  :func:`session_server` and :func:`server_factory` are the bodies of the fixtures giving one
+  server for the run, and private servers that a test may kill.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Protocol, TypeVar
 
 import pytest
 
@@ -154,3 +156,46 @@ def unavailable(what: str, exc: BaseException) -> NoReturn:
     if in_ci():
         pytest.fail(f"CI=true and {what} could not start: {exc}")
     pytest.skip(f"{what} could not start: {exc}")
+
+
+class Server(Protocol):
+    def stop(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+ServerT = TypeVar("ServerT", bound=Server)
+
+
+def session_server(
+    what: str, start: Callable[[Path], ServerT], directory: Path
+) -> Iterator[ServerT]:
+    """The body of a session fixture: start a server in ``directory``, yield it, stop it."""
+    try:
+        server = start(directory)
+    except (ServerUnavailable, OSError) as exc:
+        unavailable(what, exc)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def server_factory(
+    what: str, start: Callable[[Path], ServerT], directory: Path
+) -> Iterator[Callable[[], ServerT]]:
+    """The body of a test fixture starting private servers that the test may kill; all are
+    killed at the end (their data is thrown away)."""
+    servers: list[ServerT] = []
+
+    def make() -> ServerT:
+        try:
+            server = start(directory / f"{what.lower()}-{len(servers)}")
+        except (ServerUnavailable, OSError) as exc:
+            unavailable(what, exc)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.kill()

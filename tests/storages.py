@@ -34,6 +34,8 @@ import pytest
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.io.local import LocalFileStorage
 from sa_depot.io.memory import MemoryFileStorage
+from tests.azureserver import azure_child_config, azure_contract_storage, azure_raw_contents
+from tests.gcsserver import gcs_child_config, gcs_contract_storage, gcs_raw_contents
 from tests.gridfs.support import (
     MONGODB_URL,
     gridfs_child_config,
@@ -42,6 +44,7 @@ from tests.gridfs.support import (
     gridfs_raw_contents,
 )
 from tests.s3server import s3_child_config, s3_contract_storage, s3_raw_contents
+from tests.swiftserver import swift_child_config, swift_contract_storage, swift_raw_contents
 
 #: Chunk size the contract storages use where the backend allows it, so that multi-chunk
 #: files stay small. Tests read ``storage.chunk_size`` and adapt to whatever a backend uses.
@@ -123,6 +126,15 @@ STORAGES: dict[str, StorageBackend] = {
     ),
     "s3": StorageBackend(
         s3_contract_storage, child_config=s3_child_config, raw_contents=s3_raw_contents
+    ),
+    "gcs": StorageBackend(
+        gcs_contract_storage, child_config=gcs_child_config, raw_contents=gcs_raw_contents
+    ),
+    "azure": StorageBackend(
+        azure_contract_storage, child_config=azure_child_config, raw_contents=azure_raw_contents
+    ),
+    "swift": StorageBackend(
+        swift_contract_storage, child_config=swift_child_config, raw_contents=swift_raw_contents
     ),
     "gridfs": StorageBackend(
         gridfs_mongomock_storage, bounded_memory=False, raw_contents=gridfs_raw_contents

@@ -31,7 +31,8 @@ from tests.serverprocess import (
     ServerProcess,
     ServerUnavailable,
     free_ports,
-    unavailable,
+    server_factory,
+    session_server,
     wait_until_ready,
 )
 
@@ -61,6 +62,11 @@ pipeline = {kind}-server
 use = egg:swift#{kind}
 """
 
+#: Swift's documented order, with what the storage uses: TempURL, tempauth, SLO.
+_PIPELINE = (
+    "catch_errors gatekeeper healthcheck proxy-logging cache listing_formats tempurl tempauth "
+    "copy slo dlo proxy-logging proxy-server"
+)
 _PROXY_CONF = """\
 [DEFAULT]
 bind_ip = 127.0.0.1
@@ -71,7 +77,7 @@ swift_dir = {swift_dir}
 log_level = WARNING
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats tempurl tempauth copy slo dlo proxy-logging proxy-server
+pipeline = {pipeline}
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -118,7 +124,9 @@ use = egg:swift#dlo
 
 
 def _program(name: str) -> str:
-    found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    found = shutil.which(name) or (
+        f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
+    )
     if found is None:
         raise ServerUnavailable(
             f"no {name!r}: install Debian's swift-proxy, swift-account, swift-container, "
@@ -184,8 +192,19 @@ class SwiftServer:
         commands = [
             (
                 "memcached",
-                [_program("memcached"), "-l", "127.0.0.1", "-p", str(self.ports["memcached"]),
-                 "-U", "0", "-u", getpass.getuser(), "-m", "16"],
+                [
+                    _program("memcached"),
+                    "-l",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.ports["memcached"]),
+                    "-U",
+                    "0",
+                    "-u",
+                    getpass.getuser(),
+                    "-m",
+                    "16",
+                ],
             )
         ]
         for kind in (*RING_SERVERS, "proxy"):
@@ -262,9 +281,7 @@ def start_swift(directory: Path) -> SwiftServer:
     (directory / "devices" / "sdb1").mkdir(parents=True, exist_ok=True)
     last: ServerUnavailable | None = None
     for _ in range(3):  # a free port may be taken between choosing and binding it
-        ports = dict(
-            zip(("memcached", *RING_SERVERS, "proxy"), free_ports(5), strict=True)
-        )
+        ports = dict(zip(("memcached", *RING_SERVERS, "proxy"), free_ports(5), strict=True))
         _build_rings(directory, ports)
         common = {"user": getpass.getuser(), "swift_dir": directory}
         for kind in RING_SERVERS:
@@ -274,6 +291,7 @@ def start_swift(directory: Path) -> SwiftServer:
         (directory / "proxy.conf").write_text(
             _PROXY_CONF.format(
                 port=ports["proxy"],
+                pipeline=_PIPELINE,
                 memcached_port=ports["memcached"],
                 account=ACCOUNT,
                 username=USER,
@@ -289,3 +307,64 @@ def start_swift(directory: Path) -> SwiftServer:
             last = exc
     assert last is not None
     raise last
+
+
+@pytest.fixture(scope="session")
+def swift_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftServer]:
+    yield from session_server("Swift", start_swift, tmp_path_factory.mktemp("swift"))
+
+
+@pytest.fixture(scope="session")
+def swift_container(swift_server: SwiftServer) -> str:
+    return swift_server.new_container()
+
+
+@pytest.fixture
+def swift_factory(tmp_path: Path) -> Iterator[Callable[[], SwiftServer]]:
+    yield from server_factory("Swift", start_swift, tmp_path)
+
+
+# -- the contract suite's Swift backend (registered in tests/storages.py) ----------------------
+@contextmanager
+def swift_contract_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStorage]:
+    """A fresh SwiftStorage: the run's container, under a prefix of its own."""
+    from sa_depot.io.swift import SwiftStorage
+    from tests.storages import CONTRACT_CHUNK_SIZE
+
+    server: SwiftServer = request.getfixturevalue("swift_server")
+    container: str = request.getfixturevalue("swift_container")
+    storage = SwiftStorage(
+        container,
+        prefix=f"contract-{uuid.uuid4().hex[:12]}/",
+        chunk_size=CONTRACT_CHUNK_SIZE,
+        **server.storage_options(),
+    )
+    yield storage
+    for name in swift_raw_contents(storage):
+        storage.connection.delete_object(container, name)
+
+
+def swift_child_config(storage: FileStorage) -> dict[str, str]:
+    from sa_depot.io.swift import SwiftStorage
+
+    assert isinstance(storage, SwiftStorage) and storage.auth_url and storage.user
+    return {
+        "depot.backend": "sa_depot.io.swift.SwiftStorage",
+        "depot.container": storage.container,
+        "depot.prefix": storage.prefix,
+        "depot.auth_url": storage.auth_url,
+        "depot.user": storage.user,
+        "depot.key": KEY,
+        "depot.max_attempts": "2",
+    }
+
+
+def swift_raw_contents(storage: FileStorage) -> set[str]:
+    """Every object under the storage's prefix, segments included."""
+    from sa_depot.io.swift import SwiftStorage
+
+    assert isinstance(storage, SwiftStorage)
+    _, objects = storage.connection.get_container(
+        storage.container, prefix=storage.prefix, full_listing=True
+    )
+    return {item["name"] for item in objects}

@@ -10,8 +10,9 @@ Requests per operation:
   issues a ranged GET made conditional (``If-Match``) on the first response's ETag, so a file
   replaced meanwhile raises a :class:`~sa_depot.exceptions.StorageError` instead of mixing two
   versions.
-* ``info``, ``exists``: one HEAD. ``delete``: one DELETE (``multipart-manifest=delete``, which
-  removes a large file's segments too).
+* ``info``, ``exists``: one HEAD. ``delete``: a HEAD, then a DELETE (with
+  ``multipart-manifest=delete`` for a large file, which removes its segments too; Swift refuses
+  that parameter for a plain object).
 * ``create``/``replace`` up to ``upload_threshold`` bytes: one PUT with the metadata, checksum
   included.
 * larger content is a Static Large Object: it streams, with chunked transfer encoding and
@@ -505,15 +506,21 @@ class SwiftStorage(FileStorage):
         return found
 
     def _delete(self, file_id: str) -> None:
+        # Swift's multipart-manifest=delete removes a manifest and its segments, but refuses
+        # (inside a 200 response) to delete a plain object: ask which one this is first.
+        headers = self._head(file_id)
+        if headers is None:
+            return
+        large = headers.get("x-static-large-object", "").lower() == "true"
         try:
             self.connection.delete_object(
-                self.container, self.key(file_id), query_string="multipart-manifest=delete"
+                self.container,
+                self.key(file_id),
+                query_string="multipart-manifest=delete" if large else None,
             )
         except Exception as exc:  # noqa: BLE001 - classified below
-            if self._is_not_found(exc):
-                self._confirm_container()
-                return
-            self._raise(exc, "delete", file_id)
+            if not self._is_not_found(exc):
+                self._raise(exc, "delete", file_id)
 
     def _exists(self, file_id: str) -> bool:
         return self._head(file_id) is not None
