@@ -223,7 +223,7 @@ COPY_WORKER = """
 import hashlib, json, resource, sys
 from sa_depot.manager import DepotManager
 from sa_depot.io.copy import copy_files
-from tests.contract.workers import GeneratedStream
+from sa_depot.testing.streams import GeneratedStream
 source = DepotManager.from_config(json.loads(sys.argv[1]))
 destination = DepotManager.from_config(json.loads(sys.argv[2]))
 warm = source.create(b"warm-up" * 1000)
