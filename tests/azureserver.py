@@ -1,9 +1,11 @@
 """Azurite, Microsoft's Azure Storage emulator, for the tests.
 
 scripts/bootstrap.sh --test installs it from the npm registry into ``.cache/npm`` (Node.js runs
-it). It listens on a free port of 127.0.0.1 with its data in a temporary directory (a killed
-emulator restarts with its data), telemetry off. It checks shared keys and SAS signatures, as
-Azure does, with the well-known development account below.
+it). It listens on a free port of 127.0.0.1 with its data in a temporary directory, telemetry
+off. Azurite loses its database when killed, so a "crash" (:meth:`Azurite.kill`) kills a TCP
+proxy in front of it (tests/tcpproxy.py) instead: every connection is cut at once, and
+:meth:`Azurite.start` brings the proxy back with the data intact. It checks shared keys and
+SAS signatures, as Azure does, with the well-known development account below.
 
 ``azure_server`` (session scope) is one emulator for the run, ``azure_container`` a container
 in it; ``azurite_factory`` starts private emulators that a test may kill.
@@ -11,7 +13,9 @@ in it; ``azurite_factory`` starts private emulators that a test may kill.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,11 +62,14 @@ class Azurite:
 
     directory: Path
     port: int
+    #: The port clients use: a TCP proxy's, in front of Azurite's.
+    proxy_port: int
     process: ServerProcess | None = None
+    proxy: ServerProcess | None = None
 
     @property
     def account_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        return f"http://127.0.0.1:{self.proxy_port}/{ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
@@ -85,7 +92,8 @@ class Azurite:
     def service(self) -> Any:
         from azure.storage.blob import BlobServiceClient
 
-        return BlobServiceClient.from_connection_string(self.connection_string)
+        # No retries: the library's default backoff (15 s) would slow every readiness probe.
+        return BlobServiceClient.from_connection_string(self.connection_string, retry_total=0)
 
     def new_container(self) -> str:
         name = f"sa-depot-{uuid.uuid4().hex[:12]}"
@@ -93,7 +101,30 @@ class Azurite:
         return name
 
     def start(self) -> None:
-        """Start (or restart, keeping the data) the emulator and wait until it answers."""
+        """Start the emulator and its proxy (after :meth:`kill`: the proxy) and wait until it
+        answers."""
+        if self.process is None or not self.process.running:
+            self._start_azurite()
+        self.proxy = ServerProcess(
+            "tcpproxy",
+            [sys.executable, "-m", "tests.tcpproxy", str(self.proxy_port), str(self.port)],
+            self.directory,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
+        self.proxy.start()
+        service = self.service()
+        try:
+            wait_until_ready(
+                lambda: list(service.list_containers()),
+                [self.process, self.proxy],  # type: ignore[list-item]
+                START_TIMEOUT,
+                "Azurite",
+            )
+        except ServerUnavailable:
+            self.stop()
+            raise
+
+    def _start_azurite(self) -> None:
         command = [
             azurite_binary(),
             "--blobHost", "127.0.0.1",
@@ -105,22 +136,16 @@ class Azurite:
         ]  # fmt: skip
         self.process = ServerProcess("azurite", command, self.directory)
         self.process.start()
-        service = self.service()
-        try:
-            wait_until_ready(
-                lambda: list(service.list_containers()), [self.process], START_TIMEOUT, "Azurite"
-            )
-        except ServerUnavailable:
-            self.stop()
-            raise
 
     def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
+        """Cut every connection at once (the proxy, SIGKILL); Azurite keeps its data."""
+        if self.proxy is not None:
+            self.proxy.kill()
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
+        for process in (self.proxy, self.process):
+            if process is not None:
+                process.stop()
 
 
 def start_azurite(directory: Path) -> Azurite:
@@ -128,7 +153,7 @@ def start_azurite(directory: Path) -> Azurite:
     (directory / "data").mkdir(exist_ok=True)
     last: ServerUnavailable | None = None
     for _ in range(3):  # a free port may be taken between choosing and binding it
-        server = Azurite(directory, free_ports(1)[0])
+        server = Azurite(directory, *free_ports(2))
         try:
             server.start()
             return server

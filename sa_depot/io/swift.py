@@ -420,14 +420,8 @@ class SwiftStorage(FileStorage):
                         f"{self.segment_size} bytes: raise segment_size",
                     )
                 name = f"{group}{len(manifest):06d}"
-                etag = self._call(
-                    f"upload segment {len(manifest) + 1}",
-                    info.file_id,
-                    "put_object",
-                    self.container,
-                    name,
-                    segment,
-                    content_type="application/octet-stream",
+                etag = self._put_streamed(
+                    f"upload segment {len(manifest) + 1}", info, name, segment
                 )
                 manifest.append(
                     {"path": f"/{self.container}/{name}", "etag": etag, "size_bytes": segment.sent}
@@ -446,6 +440,25 @@ class SwiftStorage(FileStorage):
         except BaseException:
             self._remove_segments(info.file_id, upload)
             raise
+
+    def _put_streamed(self, action: str, info: FileInfo, name: str, segment: _Segment) -> str:
+        """PUT a segment, streamed: without swiftclient's retries, which cannot resend a
+        stream and would report that instead of the failure itself."""
+        connection = self.connection
+        retries, connection.retries = connection.retries, 0
+        try:
+            etag: str = self._call(
+                action,
+                info.file_id,
+                "put_object",
+                self.container,
+                name,
+                segment,
+                content_type="application/octet-stream",
+            )
+        finally:
+            connection.retries = retries
+        return etag
 
     def _remove_segments(self, file_id: str, upload: str) -> None:
         """Delete the segments of one upload of ``file_id``."""
