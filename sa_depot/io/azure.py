@@ -532,7 +532,10 @@ _ERROR_HINTS = {
         "authentication failed: check the account key or SAS token (and the clock: signatures "
         "expire)"
     ),
-    "AuthorizationFailure": "not authorised: check the credential's permissions",
+    "AuthorizationFailure": (
+        "not authorised: check the account key or SAS token (a wrong key fails its signature) "
+        "and the credential's permissions"
+    ),
     "AuthorizationPermissionMismatch": (
         "not authorised: the credential needs the Storage Blob Data Contributor role on the "
         "container"

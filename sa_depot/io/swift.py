@@ -386,17 +386,21 @@ class SwiftStorage(FileStorage):
             old_segments = old.get((META_PREFIX + META_SEGMENTS).lower()) if old else None
         if content.finished:
             data = b"".join(head)
-            self._call(
-                "upload",
-                info.file_id,
-                "put_object",
-                self.container,
-                self.key(info.file_id),
-                io.BytesIO(data),  # seekable: swiftclient can retry it
-                content_length=len(data),
-                content_type=info.content_type,
-                headers=self._headers(info),
-            )
+            try:
+                self.connection.put_object(
+                    self.container,
+                    self.key(info.file_id),
+                    io.BytesIO(data),  # seekable: swiftclient can retry it
+                    content_length=len(data),
+                    content_type=info.content_type,
+                    headers=self._headers(info),
+                )
+            except StorageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if self._is_not_found(exc):  # PUT answers 404 when the container is missing
+                    self._confirm_container()
+                self._raise(exc, "upload", info.file_id)
         else:
             self._write_large(content, head)
         self._container_ready = True
