@@ -242,8 +242,9 @@ class SwiftServer:
         )
 
     def kill(self) -> None:
-        """Kill every process at once (SIGKILL), as a crash would."""
-        for process in self.processes:
+        """Kill every process (SIGKILL), as a crash would: the proxy first, so that clients
+        see the endpoint go rather than a proxy whose token cache went first (a 401)."""
+        for process in reversed(self.processes):
             process.kill()
 
     def stop(self) -> None:
