@@ -185,7 +185,8 @@ def server_factory(
     what: str, start: Callable[[Path], ServerT], directory: Path
 ) -> Iterator[Callable[[], ServerT]]:
     """The body of a test fixture starting private servers that the test may kill; all are
-    killed at the end (their data is thrown away)."""
+    stopped at the end (``stop``, not ``kill``: a server's "crash" may spare processes, as
+    Azurite's spares the emulator behind its proxy)."""
     servers: list[ServerT] = []
 
     def make() -> ServerT:
@@ -198,4 +199,4 @@ def server_factory(
 
     yield make
     for server in servers:
-        server.kill()
+        server.stop()
