@@ -39,6 +39,7 @@ _FILEDEPOT_BACKENDS = {
     "depot.io.gridfs.GridFSStorage": "sa_depot.io.gridfs.GridFSStorage",
     "depot.io.boto3.S3Storage": "sa_depot.io.boto3.S3Storage",
     "depot.io.awss3.S3Storage": "sa_depot.io.boto3.S3Storage",
+    "depot.io.gcs.GCSStorage": "sa_depot.io.gcs.GCSStorage",
 }
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -3,7 +3,9 @@
 #   scripts/bootstrap.sh          the package with every optional backend (for the demo)
 #   scripts/bootstrap.sh --docs   ... and MkDocs, to build or serve the documentation
 #   scripts/bootstrap.sh --test   also test tools, system packages the tests use (chromium,
-#                                 libmagic) and the database servers, started if they are down
+#                                 libmagic, nginx, OpenStack Swift, memcached), the Azurite
+#                                 emulator (npm, into .cache/npm) and the database servers,
+#                                 started if they are down
 # pip runs only when pyproject.toml changed since the last install of the same extras (a stamp
 # in .venv records it): starting the demo again costs no install.
 set -euo pipefail
@@ -66,6 +68,17 @@ apt_install() {
 apt_install libmagic1
 
 if [ "$mode" = "--test" ]; then
-  apt_install chromium fonts-dejavu-core nginx
+  apt_install chromium fonts-dejavu-core nginx \
+    swift-proxy swift-account swift-container swift-object memcached
+  # Swift reads the hash suffix of /etc/swift/swift.conf whatever swift_dir says; the package
+  # installs one, but a machine may have removed it. The test servers never start from it.
+  if [ ! -f /etc/swift/swift.conf ] && [ "$(id -u)" = 0 ]; then
+    mkdir -p /etc/swift
+    printf '[swift-hash]\nswift_hash_path_suffix = sa-depot-tests\n' > /etc/swift/swift.conf
+  fi
+  # Azurite, Microsoft's Azure Storage emulator, project-locally (Node.js runs it).
+  if [ ! -x .cache/npm/node_modules/.bin/azurite-blob ]; then
+    npm install --prefix .cache/npm --no-audit --no-fund --loglevel=error azurite@3
+  fi
   bash scripts/services.sh
 fi

@@ -6,6 +6,9 @@ bash scripts/bootstrap.sh --test
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/python -m pytest "$@"
-# The ORM lifecycle again, on an S3 storage (SeaweedFS) instead of the local disk.
-echo "== pytest: ORM lifecycle on S3"
-SA_DEPOT_ORM_STORAGE=s3 .venv/bin/python -m pytest tests/orm -k "not mariadb" "$@"
+# The ORM lifecycle again, on each object store's real server instead of the local disk
+# (SeaweedFS, fake-gcs-server, Azurite, Swift), on SQLite and PostgreSQL.
+for store in s3 gcs azure swift; do
+  echo "== pytest: ORM lifecycle on $store"
+  SA_DEPOT_ORM_STORAGE=$store .venv/bin/python -m pytest tests/orm -k "not mariadb" "$@"
+done

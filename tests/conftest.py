@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 
 from sa_depot.manager import DepotManager
+from tests.azureserver import azure_container, azure_server, azurite_factory  # noqa: F401
 from tests.databases import ServerUnavailable, in_ci, scratch_database
+from tests.gcsserver import gcs_bucket, gcs_factory, gcs_server, gcs_token_server  # noqa: F401
 from tests.s3server import s3_bucket, s3_server, seaweed_factory  # noqa: F401
+from tests.swiftserver import swift_container, swift_factory, swift_server  # noqa: F401
 
 DATABASES = ["sqlite", "postgresql", "mariadb"]
 

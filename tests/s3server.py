@@ -12,14 +12,9 @@ Outside CI a server that cannot start skips the S3 tests; with ``CI=true`` it fa
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,13 +25,18 @@ from typing import Any
 import pytest
 
 from sa_depot.io.interfaces import FileStorage
-from tests.databases import in_ci
+from tests.serverprocess import (
+    ServerProcess,
+    ServerUnavailable,
+    free_ports,
+    unavailable,
+    wait_until_ready,
+)
 
 ACCESS_KEY = "sa-depot-test-key"
 SECRET_KEY = "sa-depot-test-secret-0123456789"
 #: How long a fresh server may take to accept a write (``weed mini`` needs about a second).
 START_TIMEOUT = 60.0
-STOP_TIMEOUT = 5.0
 #: Ports ``weed mini`` listens on; each gets a free port of its own.
 _PORT_FLAGS = (
     "master.port",
@@ -52,8 +52,7 @@ _PORT_FLAGS = (
 )
 
 
-class SeaweedUnavailable(Exception):
-    pass
+SeaweedUnavailable = ServerUnavailable
 
 
 def weed_binary() -> str:
@@ -67,26 +66,13 @@ def weed_binary() -> str:
     return found
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @dataclass
 class SeaweedS3:
     """One running SeaweedFS server and what clients need to use it."""
 
     directory: Path
     ports: dict[str, int]
-    process: subprocess.Popen[bytes] | None = None
+    process: ServerProcess | None = None
     buckets: list[str] = field(default_factory=list)
 
     @property
@@ -161,7 +147,7 @@ class SeaweedS3:
     # -- process control ---------------------------------------------------------------------
     def start(self) -> None:
         """Start (or restart, keeping the data) the server and wait until it accepts writes."""
-        if self.process is not None and self.process.poll() is None:
+        if self.process is not None and self.process.running:
             raise RuntimeError("the server is already running")
         command = [
             weed_binary(),
@@ -180,17 +166,8 @@ class SeaweedS3:
             f"-s3.localSocket={self.directory / 's3.sock'}",
             *(f"-{flag}={port}" for flag, port in self.ports.items()),
         ]
-        log = open(self.directory / "weed.log", "ab")  # noqa: SIM115 - handed to the process
-        try:
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.directory,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            log.close()
+        self.process = ServerProcess("weed", command, self.directory)
+        self.process.start()
         self._wait_until_ready()
 
     def _wait_until_ready(self) -> None:
@@ -198,56 +175,35 @@ class SeaweedS3:
 
         client = self.client()
         probe = f"sa-depot-probe-{uuid.uuid4().hex[:8]}"
-        deadline = time.monotonic() + START_TIMEOUT
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise SeaweedUnavailable(
-                    f"weed exited with status {self.process.returncode}; see "
-                    f"{self.directory / 'weed.log'}:\n{self.log_tail()}"
-                )
-            try:
-                client.create_bucket(Bucket=probe)
-                client.put_object(Bucket=probe, Key="probe", Body=b"ok")
-                client.delete_object(Bucket=probe, Key="probe")
-                client.delete_bucket(Bucket=probe)
-                return
-            except (BotoCoreError, ClientError) as exc:
-                last_error = exc
-                time.sleep(0.2)
-        self.stop()
-        raise SeaweedUnavailable(
-            f"SeaweedFS did not accept a write within {START_TIMEOUT}s ({last_error}); "
-            f"log:\n{self.log_tail()}"
-        )
+
+        def write_once() -> None:
+            client.create_bucket(Bucket=probe)
+            client.put_object(Bucket=probe, Key="probe", Body=b"ok")
+            client.delete_object(Bucket=probe, Key="probe")
+            client.delete_bucket(Bucket=probe)
+
+        assert self.process is not None
+        try:
+            wait_until_ready(
+                write_once, [self.process], START_TIMEOUT, "SeaweedFS", (BotoCoreError, ClientError)
+            )
+        except ServerUnavailable:
+            self.stop()
+            raise
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = (self.directory / "weed.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return self.process.log_tail(lines) if self.process else ""
 
     def kill(self) -> None:
         """Kill the server at once (SIGKILL), as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            self.process.kill()
         self._remove_sockets()
 
     def stop(self) -> None:
         """Stop the server by its PID: SIGTERM, then SIGKILL after a few seconds."""
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+        if self.process is not None:
+            self.process.stop()
         self._remove_sockets()
 
     def _remove_sockets(self) -> None:
@@ -278,7 +234,7 @@ def start_seaweed(directory: Path) -> SeaweedS3:
     last: Exception | None = None
     for _ in range(3):  # a free port may be taken between choosing and binding it
         server = SeaweedS3(
-            directory, dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+            directory, dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
         )
         try:
             server.start()
@@ -290,20 +246,13 @@ def start_seaweed(directory: Path) -> SeaweedS3:
     raise last
 
 
-def _unavailable(exc: Exception) -> None:
-    if in_ci():
-        pytest.fail(f"CI=true and SeaweedFS could not start: {exc}")
-    pytest.skip(f"SeaweedFS could not start: {exc}")
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     """One SeaweedFS S3 server for the whole run."""
     try:
         server = start_seaweed(tmp_path_factory.mktemp("seaweedfs"))
     except (SeaweedUnavailable, OSError) as exc:
-        _unavailable(exc)
-        raise  # unreachable: skip and fail raise
+        unavailable("SeaweedFS", exc)
     try:
         yield server
     finally:
@@ -327,8 +276,7 @@ def seaweed_factory(tmp_path: Path) -> Iterator[Callable[[], SeaweedS3]]:
         try:
             server = start_seaweed(tmp_path / f"seaweedfs-{len(servers)}")
         except (SeaweedUnavailable, OSError) as exc:
-            _unavailable(exc)
-            raise
+            unavailable("SeaweedFS", exc)
         servers.append(server)
         return server
 

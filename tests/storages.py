@@ -16,9 +16,9 @@ Adding a backend takes one factory and one entry in :data:`STORAGES`::
     )
 
 Every factory yields a fresh, empty storage. Capabilities (the fields of
-:class:`StorageBackend`) decide which contract tests run on a backend: a test marked
-``@pytest.mark.backend_needs("shared_between_processes")`` runs only where that attribute is
-true.
+:class:`StorageBackend`) decide which checks of :mod:`sa_depot.testing` run on a backend: the
+multi-process check and the child-process memory measure need ``child_config``; a storage that
+keeps files in memory by design has ``bounded_memory=False`` and no memory check.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import pytest
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.io.local import LocalFileStorage
 from sa_depot.io.memory import MemoryFileStorage
+from tests.azureserver import azure_child_config, azure_contract_storage, azure_raw_contents
+from tests.gcsserver import gcs_child_config, gcs_contract_storage, gcs_raw_contents
 from tests.gridfs.support import (
     MONGODB_URL,
     gridfs_child_config,
@@ -42,6 +44,7 @@ from tests.gridfs.support import (
     gridfs_raw_contents,
 )
 from tests.s3server import s3_child_config, s3_contract_storage, s3_raw_contents
+from tests.swiftserver import swift_child_config, swift_contract_storage, swift_raw_contents
 
 #: Chunk size the contract storages use where the backend allows it, so that multi-chunk
 #: files stay small. Tests read ``storage.chunk_size`` and adapt to whatever a backend uses.
@@ -58,23 +61,16 @@ class StorageBackend:
     #: yielding an empty storage and cleaning up afterwards.
     factory: StorageFactory
     #: ``DepotManager.from_config`` options with which another process opens the same storage;
-    #: ``None`` when the storage lives in one process only. Enables the multi-process tests.
+    #: ``None`` when the storage lives in one process only. Enables the multi-process check,
+    #: and memory measured as a child process's peak RSS (else with tracemalloc, in process).
     child_config: Callable[[FileStorage], dict[str, str]] | None = None
     #: Whether creating and reading a file keep memory bounded whatever the file's size
-    #: (enables the 256 MiB test, which also needs ``child_config``).
+    #: (enables the 256 MiB check).
     bounded_memory: bool = True
     #: Everything the backend holds, including temporary and incomplete artefacts (for local
     #: storage: every file under the directory). The "nothing left behind" tests compare it
     #: before and after a failed write; without it they can only compare ``list()``.
     raw_contents: Callable[[FileStorage], set[str]] | None = None
-
-    @property
-    def shared_between_processes(self) -> bool:
-        return self.child_config is not None
-
-    @property
-    def measurable_memory(self) -> bool:
-        return self.bounded_memory and self.child_config is not None
 
 
 # -- memory -----------------------------------------------------------------------------------
@@ -123,6 +119,15 @@ STORAGES: dict[str, StorageBackend] = {
     ),
     "s3": StorageBackend(
         s3_contract_storage, child_config=s3_child_config, raw_contents=s3_raw_contents
+    ),
+    "gcs": StorageBackend(
+        gcs_contract_storage, child_config=gcs_child_config, raw_contents=gcs_raw_contents
+    ),
+    "azure": StorageBackend(
+        azure_contract_storage, child_config=azure_child_config, raw_contents=azure_raw_contents
+    ),
+    "swift": StorageBackend(
+        swift_contract_storage, child_config=swift_child_config, raw_contents=swift_raw_contents
     ),
     "gridfs": StorageBackend(
         gridfs_mongomock_storage, bounded_memory=False, raw_contents=gridfs_raw_contents

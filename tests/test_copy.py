@@ -1,4 +1,5 @@
-"""copy_files between every pair of memory, local, S3 (SeaweedFS) and GridFS (mongomock)."""
+"""copy_files between every pair of memory, local, S3 (SeaweedFS), GCS (fake-gcs-server), Azure
+(Azurite), Swift and GridFS (mongomock)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ from sa_depot.io.gridfs import GridFSStorage
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.io.local import LocalFileStorage
 from sa_depot.io.memory import MemoryFileStorage
+from tests.cloud.conftest import CLOUDS
 from tests.gridfs.support import mongomock_database
 from tests.s3server import SeaweedS3
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-KINDS = ["memory", "local", "s3", "gridfs"]
+KINDS = ["memory", "local", "s3", "gcs", "azure", "swift", "gridfs"]
 PDF = b"%PDF-1.4\n"
 
 
@@ -38,7 +40,7 @@ def make_storage(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[[str], FileStorage]]:
     """Fresh, empty storages of any kind; S3 ones are cleaned up at the end."""
-    made: list[S3Storage] = []
+    made: list[FileStorage] = []
 
     def make(kind: str) -> FileStorage:
         name = uuid.uuid4().hex[:8]
@@ -48,9 +50,18 @@ def make_storage(
             return LocalFileStorage(tmp_path / name, fsync=False)
         if kind == "gridfs":
             return GridFSStorage(mongomock_database(), chunk_size=64 * 1024)
-        server: SeaweedS3 = request.getfixturevalue("s3_server")
-        bucket: str = request.getfixturevalue("s3_bucket")
-        storage = S3Storage(bucket, prefix=f"copy-{name}/", **server.storage_options())
+        storage: FileStorage
+        if kind == "s3":
+            server: SeaweedS3 = request.getfixturevalue("s3_server")
+            bucket: str = request.getfixturevalue("s3_bucket")
+            storage = S3Storage(bucket, prefix=f"copy-{name}/", **server.storage_options())
+        else:  # one of tests/cloud's stores
+            cloud = CLOUDS[kind]
+            space = request.getfixturevalue(
+                {"gcs": "gcs_bucket", "azure": "azure_container", "swift": "swift_container"}[kind]
+            )
+            server = request.getfixturevalue(cloud.server_fixture)
+            storage = cloud.make(server, space, prefix=f"copy-{name}/")
         made.append(storage)
         return storage
 
@@ -235,7 +246,7 @@ COPY_WORKER = """
 import hashlib, json, resource, sys
 from sa_depot.manager import DepotManager
 from sa_depot.io.copy import copy_files
-from tests.contract.workers import GeneratedStream
+from sa_depot.testing.streams import GeneratedStream
 source = DepotManager.from_config(json.loads(sys.argv[1]))
 destination = DepotManager.from_config(json.loads(sys.argv[2]))
 warm = source.create(b"warm-up" * 1000)

@@ -7,6 +7,7 @@
     sa-depot stat STORAGE/FILE_ID       one file's metadata (--verify checks its checksum)
     sa-depot copy SRC DST               copy the files of a storage into another (resumable)
     sa-depot gc --database-url URL      remove files no committed row references
+    sa-depot adopt --database-url URL   register the files of existing rows in the registry
     sa-depot serve                      serve the storages over HTTP (DepotMiddleware)
 
 Storages come from a configuration file and environment variables: see
@@ -18,6 +19,7 @@ from __future__ import annotations
 import click
 
 from sa_depot import __version__
+from sa_depot.cli.adopt import adopt_command
 from sa_depot.cli.base import CliState, DepotGroup
 from sa_depot.cli.config import ENV_CONFIG
 from sa_depot.cli.copy import copy_command
@@ -49,6 +51,7 @@ cli.add_command(stat_command)
 cli.add_command(serve_command)
 cli.add_command(copy_command)
 cli.add_command(gc_command)
+cli.add_command(adopt_command)
 
 
 def main() -> None:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import re
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy as sa
 from rich.console import Console
 
 from sa_depot.cli.base import CliState, pass_state
-from sa_depot.cli.config import ENV_DATABASE_URL
+from sa_depot.cli.database import (
+    application_metadata,
+    database_engine,
+    database_url_option,
+    metadata_option,
+    require_url,
+)
 from sa_depot.exceptions import ConfigurationError
 
 
@@ -35,18 +36,8 @@ class GraceParam(click.ParamType):  # type: ignore[type-arg]
 
 
 @click.command("gc", short_help="Remove the stored files that no committed row references.")
-@click.option(
-    "--database-url",
-    help=f"The application's database [${ENV_DATABASE_URL}, database_url in the configuration].",
-)
-@click.option(
-    "--metadata",
-    "metadata_specs",
-    multiple=True,
-    metavar="MODULE:ATTRIBUTE",
-    help="The MetaData (or declarative base) of the tables holding files, e.g. "
-    "myapp.models:Base.metadata; repeat for several [metadata of the [gc] table].",
-)
+@database_url_option
+@metadata_option("metadata of the [gc] table")
 @click.option(
     "--grace",
     type=GraceParam(),
@@ -89,15 +80,10 @@ def gc_command(
     a backup or another application's storage would otherwise be emptied. See docs/cli.md
     for when it is safe.
     """
-    from sa_depot.collector import DEFAULT_GRACE, collect, load_metadata
+    from sa_depot.collector import DEFAULT_GRACE, collect
 
     settings = state.settings
-    url = database_url or settings.database_url
-    if not url:
-        raise click.UsageError(
-            f"no database: pass --database-url URL, set ${ENV_DATABASE_URL}, or put "
-            "database_url in the configuration file"
-        )
+    url = require_url(database_url or settings.database_url)
     specs = list(metadata_specs) or settings.gc_metadata
     if not specs and not journal_only:
         raise click.UsageError(
@@ -107,14 +93,10 @@ def gc_command(
         )
     if grace is None:
         grace = GraceParam().convert(settings.gc_grace, None, None) if settings.gc_grace else None
-    engine = _engine(url)  # a malformed URL or a missing SQLite file: said before anything
+    engine = database_engine(url)  # a malformed URL or a missing SQLite file: said first
     try:
         state.configure_storages()
-        if os.getcwd() not in sys.path:  # import the application from here, as python -m would
-            sys.path.insert(0, os.getcwd())
-        metadata = (
-            [item for spec in specs for item in load_metadata(spec)] if not journal_only else []
-        )
+        metadata = application_metadata(specs) if not journal_only else []
         grace = grace if grace is not None else DEFAULT_GRACE
         named = list(storage_names or settings.gc_storages) or None
         if not journal_only:
@@ -182,36 +164,6 @@ _SHORT_GRACE = timedelta(minutes=10)
 
 def _describe_grace(grace: timedelta) -> str:
     return f"{int(grace.total_seconds())}s"
-
-
-def _engine(url: str) -> sa.Engine:
-    shown = re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)  # never print a password
-    try:
-        engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-        raise ConfigurationError(
-            f"database URL {shown!r}: {exc}; write it as SQLAlchemy expects, e.g. "
-            "postgresql+psycopg://user:password@host/dbname or sqlite:///app.sqlite"
-        ) from exc
-    _require_sqlite_file(engine.url, shown)
-    return engine
-
-
-def _require_sqlite_file(url: sa.URL, shown: str) -> None:
-    """Refuse a SQLite database file that does not exist: SQLite would create an empty one,
-    and the collector would find no reference in it."""
-    if url.get_backend_name() != "sqlite" or url.query.get("uri") == "true":
-        return
-    database = url.database
-    if not database or database == ":memory:":
-        return
-    path = Path(database)
-    if not path.is_file():
-        raise ConfigurationError(
-            f"database URL {shown!r}: the SQLite file {str(path.resolve())!r} does not exist "
-            "(nothing was created); check the path (sqlite:///relative/path.sqlite is "
-            "relative to the current directory, sqlite:////absolute/path.sqlite is absolute)"
-        )
 
 
 __all__ = ["gc_command"]

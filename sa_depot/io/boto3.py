@@ -46,11 +46,18 @@ from sa_depot.io.interfaces import (
     FileInfo,
     FileStorage,
     IncomingContent,
-    PositionedStoredFile,
     ResponseOverrides,
     StoredFile,
-    parse_timestamp,
-    utcnow,
+)
+from sa_depot.io.objects import (
+    UPLOADS_DIR,
+    Body,
+    BodyStoredFile,
+    decode_metadata,
+    encode_filename,
+    encode_metadata,
+    iter_parts,
+    read_head,
 )
 from sa_depot.serving.representation import describe
 
@@ -66,18 +73,6 @@ GiB = 1024 * MiB
 MIN_PART_SIZE = 5 * MiB
 MAX_PARTS = 10_000
 MAX_SINGLE_COPY = 5 * GiB
-#: Where multipart uploads are assembled before being copied to their final key.
-UPLOADS_DIR = ".sa-depot-uploads/"
-#: User metadata S3 accepts per object is 2 KiB; a longer filename is shortened.
-MAX_ENCODED_FILENAME = 1024
-
-META_FILENAME = "x-depot-filename"
-META_MODIFIED = "x-depot-modified"
-META_CHECKSUM = "x-depot-sha256"
-META_EXTRA = "x-depot-extra"
-#: filedepot's format for ``x-depot-modified`` (UTC), kept so that filedepot can read our files.
-_MODIFIED_FORMAT = "%Y-%m-%d %H:%M:%S"
-
 _OBJECT_ID_RE = re.compile(r"\A[0-9a-f]{24}\Z")
 PUBLIC_ACLS = frozenset({"public-read", "public-read-write"})
 PRESIGNED = "presigned"
@@ -319,18 +314,6 @@ class S3Storage(FileStorage):
         except (ClientError, BotoCoreError) as exc:
             self._raise(exc, action, file_id)
 
-    def _metadata(self, info: FileInfo, *, with_checksum: bool = True) -> dict[str, str]:
-        meta = {
-            META_MODIFIED: info.last_modified.astimezone(timezone.utc).strftime(_MODIFIED_FORMAT)
-        }
-        if info.filename:
-            meta[META_FILENAME] = _encode_filename(info.filename)
-        if with_checksum and info.checksum:
-            meta[META_CHECKSUM] = info.checksum
-        if info.extra:
-            meta[META_EXTRA] = quote(json.dumps(info.extra, separators=(",", ":")), safe="")
-        return meta
-
     def _object_args(self, info: FileInfo) -> dict[str, Any]:
         """The object's own headers, then the storage's put arguments (ACL, class...).
 
@@ -340,7 +323,8 @@ class S3Storage(FileStorage):
         public URL or ``UploadedFile.url``'s presigned one, keeps the filename and the
         disposition decision. ``extra_put_args`` may override them.
         """
-        name = unquote(_encode_filename(info.filename)) if info.filename else None
+        # the name as the metadata records it (shortened to fit S3's limit, extension kept)
+        name = unquote(encode_filename(info.filename)) if info.filename else None
         headers = {
             "ContentType": info.content_type,
             "ContentDisposition": describe(name, info.content_type).content_disposition,
@@ -348,28 +332,12 @@ class S3Storage(FileStorage):
         return {**headers, **self._put_args}
 
     def _info_from(self, file_id: str, response: Mapping[str, Any]) -> FileInfo:
-        meta = {k.lower(): v for k, v in (response.get("Metadata") or {}).items()}
-        filename = meta.get(META_FILENAME)
-        modified = meta.get(META_MODIFIED)
-        extra: dict[str, str] = {}
-        if META_EXTRA in meta:
-            try:
-                extra = {str(k): str(v) for k, v in json.loads(unquote(meta[META_EXTRA])).items()}
-            except (ValueError, AttributeError):
-                log.warning("ignoring unreadable %s metadata of %s", META_EXTRA, file_id)
-        last_modified: datetime
-        try:
-            last_modified = parse_timestamp(modified) if modified else response["LastModified"]
-        except (ValueError, KeyError):
-            last_modified = response.get("LastModified") or utcnow()
-        return FileInfo(
-            file_id=file_id,
-            filename=unquote(filename) if filename else None,
-            content_type=response.get("ContentType") or "application/octet-stream",
-            last_modified=last_modified,
+        return decode_metadata(
+            file_id,
+            response.get("Metadata"),
+            content_type=response.get("ContentType"),
             content_length=response.get("ContentLength"),
-            checksum=meta.get(META_CHECKSUM),
-            extra=extra,
+            stored_at=response.get("LastModified"),
         )
 
     def _confirm_bucket(self) -> None:
@@ -380,13 +348,7 @@ class S3Storage(FileStorage):
 
     # -- the primitives ----------------------------------------------------------------------
     def _write(self, content: IncomingContent, *, replace: bool) -> None:
-        head = bytearray()
-        # One byte past the threshold tells "exactly the threshold" from "more to come".
-        while len(head) <= self.multipart_threshold:
-            data = content.read(min(content.chunk_size, self.multipart_threshold + 1 - len(head)))
-            if not data:
-                break
-            head += data
+        head = read_head(content, self.multipart_threshold)
         info = content.info
         if content.finished:
             self._call(
@@ -395,20 +357,22 @@ class S3Storage(FileStorage):
                 info.file_id,
                 Bucket=self.bucket,
                 Key=self.key(info.file_id),
-                Body=bytes(head),
-                Metadata=self._metadata(info),
+                Body=b"".join(head),
+                Metadata=encode_metadata(info),
                 **self._object_args(info),
             )
         else:
             self._write_multipart(content, head)
         self._bucket_confirmed = True
 
-    def _write_multipart(self, content: IncomingContent, head: bytearray) -> None:
+    def _write_multipart(self, content: IncomingContent, head: list[bytes]) -> None:
         info = content.info
         temp_key = f"{self.prefix}{UPLOADS_DIR}{info.file_id}.{uuid.uuid4().hex}"
-        metadata = self._metadata(info, with_checksum=False)
+        metadata = encode_metadata(info, with_checksum=False)
         with self._multipart("upload", info, temp_key, metadata) as (upload_id, parts):
-            for number, part in enumerate(self._parts(content, head), start=1):
+            for number, part in enumerate(
+                iter_parts(content, head, self.multipart_chunksize), start=1
+            ):
                 if number > MAX_PARTS:
                     raise StorageError(
                         self.description,
@@ -431,36 +395,6 @@ class S3Storage(FileStorage):
         finally:
             self._remove_quietly(temp_key)
 
-    def _parts(self, content: IncomingContent, head: bytearray) -> Iterator[bytes]:
-        """The content in parts of exactly ``multipart_chunksize`` bytes, but the last."""
-        size = self.multipart_chunksize
-        # Chunks are gathered in a list and joined once per part: one copy of each byte, and
-        # nothing part-sized stays allocated besides the part being sent.
-        chunks: list[bytes] = [bytes(head)] if head else []
-        filled = len(head)
-        head.clear()  # the caller's buffer would otherwise stay allocated for the whole upload
-        while True:
-            while filled < size:
-                data = content.read(min(content.chunk_size, size - filled))
-                if not data:
-                    break
-                chunks.append(data)
-                filled += len(data)
-            if not filled:
-                return
-            joined = b"".join(chunks)
-            chunks.clear()
-            part, rest = joined[:size], joined[size:]  # a full slice of bytes is no copy
-            del joined
-            if rest:
-                chunks.append(rest)
-            filled = len(rest)
-            del rest
-            yield part
-            del part
-            if content.finished and not filled:
-                return
-
     def _copy_into_place(self, temp_key: str, info: FileInfo) -> None:
         key = self.key(info.file_id)
         source = {"Bucket": self.bucket, "Key": temp_key}
@@ -474,11 +408,11 @@ class S3Storage(FileStorage):
                 Key=key,
                 CopySource=source,
                 MetadataDirective="REPLACE",
-                Metadata=self._metadata(info),
+                Metadata=encode_metadata(info),
                 **self._object_args(info),
             )
             return
-        with self._multipart("copy", info, key, self._metadata(info)) as (upload_id, parts):
+        with self._multipart("copy", info, key, encode_metadata(info)) as (upload_id, parts):
             for number, start in enumerate(range(0, size, self.copy_part_size), start=1):
                 end = min(start + self.copy_part_size, size) - 1
                 response = self._call(
@@ -692,15 +626,20 @@ class S3Storage(FileStorage):
         return f"{self.public_url_mode.rstrip('/')}/{quote(key)}"
 
 
-class S3StoredFile(PositionedStoredFile):
+class S3StoredFile(BodyStoredFile):
     """An object being read: the body of the first GetObject, then ranged GETs after a seek."""
 
     def __init__(self, storage: S3Storage, info: FileInfo, response: Mapping[str, Any]) -> None:
-        super().__init__(info, int(response.get("ContentLength") or 0), DEFAULT_CHUNK_SIZE)
+        from botocore.exceptions import BotoCoreError
+        from urllib3.exceptions import HTTPError
+
+        self.read_errors = (BotoCoreError, HTTPError)
+        super().__init__(
+            info, int(response.get("ContentLength") or 0), storage.description, response["Body"]
+        )
         self._storage = storage
         self._key = storage.key(info.file_id)
         self._etag: str | None = response.get("ETag")
-        self._body: Any = response["Body"]
         #: The headers the object itself is served with (its ``ContentType`` and
         #: ``ContentDisposition``), what a URL without response overrides answers.
         self.object_headers = ResponseOverrides(
@@ -717,68 +656,13 @@ class S3StoredFile(PositionedStoredFile):
     def public_url(self) -> str | None:
         return self._storage.public_url(self.file_id)
 
-    def _read_at(self, size: int) -> bytes:
-        if self._body is None:
-            self._body = self._ranged_body()
-        return self._read_body(size)
-
-    def _position_moved(self) -> None:
-        self._close_body()  # the next read starts a ranged GET at the new position
-
-    def _ranged_body(self) -> Any:
+    def _open_body(self, position: int) -> Body:
         extra = {"IfMatch": self._etag} if self._etag else {}
         response = self._storage._get_object(
-            self.file_id, self._key, Range=f"bytes={self._position}-", **extra
+            self.file_id, self._key, Range=f"bytes={position}-", **extra
         )
-        return response["Body"]
-
-    def _read_body(self, size: int) -> bytes:
-        from botocore.exceptions import BotoCoreError
-        from urllib3.exceptions import HTTPError
-
-        try:
-            data: bytes = self._body.read(size)
-        except (BotoCoreError, HTTPError, OSError) as exc:
-            self._close_body()
-            raise StorageError(
-                self._storage.description,
-                f"reading file {self.file_id!r} failed at byte {self._position} of "
-                f"{self._length}: {exc}",
-            ) from exc
-        if not data:
-            self._close_body()
-            raise StorageError(
-                self._storage.description,
-                f"reading file {self.file_id!r}: the connection ended at byte "
-                f"{self._position} of {self._length}",
-            )
-        return data
-
-    def _close_body(self) -> None:
-        body, self._body = self._body, None
-        if body is not None:
-            try:
-                body.close()
-            except OSError:  # a broken connection is being dropped anyway
-                pass
-
-    def close(self) -> None:
-        self._close_body()
-        super().close()
-
-
-def _encode_filename(filename: str) -> str:
-    """Percent-encode a filename for S3 metadata (ASCII only), shortened if it is too long."""
-    encoded = quote(filename, safe="")
-    if len(encoded) <= MAX_ENCODED_FILENAME:
-        return encoded
-    stem, dot, ext = filename.rpartition(".")
-    if not dot or len(quote(ext, safe="")) > 32:
-        stem, dot, ext = filename, "", ""
-    suffix = quote(dot + ext, safe="")
-    while stem and len(quote(stem, safe="")) + len(suffix) > MAX_ENCODED_FILENAME:
-        stem = stem[: max(len(stem) * 3 // 4, len(stem) - 64)] if len(stem) > 64 else stem[:-1]
-    return quote(stem, safe="") + suffix
+        body: Body = response["Body"]
+        return body
 
 
 def _error_code(exc: Exception) -> str:

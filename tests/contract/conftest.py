@@ -1,8 +1,7 @@
-"""Fixtures of the storage contract suite: ``storage`` is parametrised over tests/storages.py.
-
-``@pytest.mark.backend_needs("capability", ...)`` restricts a test to the backends whose
-:class:`~tests.storages.StorageBackend` has those capabilities; the others do not get the test
-at all (rather than a skip that would hide a missing capability behind a green run).
+"""Fixtures of the storage contract suite: ``(backend_name, contract_check)`` pairs cover every
+storage of tests/storages.py and every check of :mod:`sa_depot.testing` it can run; a check a
+backend cannot run (no ``child_config``, memory kept by design) is not generated for it, rather
+than skipped behind a green run.
 """
 
 from __future__ import annotations
@@ -13,27 +12,22 @@ from pathlib import Path
 import pytest
 
 from sa_depot.io.interfaces import FileStorage
-from sa_depot.io.memory import MemoryFileStorage
+from sa_depot.testing import CHECKS
 from tests.storages import STORAGES, StorageBackend
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "backend_needs(*capabilities): run a contract test only on the storages of "
-        "tests/storages.py that have these capabilities",
-    )
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend_name" not in metafunc.fixturenames:
+    if "contract_check" not in metafunc.fixturenames:
         return
-    needs = [cap for mark in metafunc.definition.iter_markers("backend_needs") for cap in mark.args]
-    for cap in needs:
-        if not hasattr(StorageBackend, cap):
-            raise pytest.UsageError(f"{metafunc.function.__name__}: unknown capability {cap!r}")
-    names = [name for name, b in STORAGES.items() if all(getattr(b, cap) for cap in needs)]
-    metafunc.parametrize("backend_name", names, indirect=True)
+    pairs = []
+    for name, backend in STORAGES.items():
+        for check in CHECKS.values():
+            if "config" in check.needs and backend.child_config is None:
+                continue
+            if check.name == "bounded_memory" and not backend.bounded_memory:
+                continue
+            pairs.append(pytest.param(name, check, id=f"{name}-{check.name}"))
+    metafunc.parametrize(("backend_name", "contract_check"), pairs, indirect=["backend_name"])
 
 
 @pytest.fixture
@@ -53,9 +47,3 @@ def storage(
     """A fresh, empty storage of the backend under test."""
     with backend.factory(request, tmp_path) as fresh:
         yield fresh
-
-
-@pytest.fixture
-def other_storage() -> MemoryFileStorage:
-    """Another storage, source of StoredFiles that do not belong to the one under test."""
-    return MemoryFileStorage()

@@ -1,7 +1,8 @@
 """Fixtures of the ORM suite.
 
 * ``depot``: the default storage, of the kind named by ``SA_DEPOT_ORM_STORAGE`` (``local`` by
-  default; ``memory``; ``s3``: a prefix per storage in a bucket of the suite's SeaweedFS server).
+  default; ``memory``; ``s3``, ``gcs``, ``azure``, ``swift``: a prefix per storage in a bucket
+  or container of the suite's SeaweedFS, fake-gcs-server, Azurite or Swift server).
   Another backend plugs in with one entry in
   :data:`STORAGE_CONFIGS`. ``stored()`` lists what it holds, as ``'default/<id>'`` paths.
 * ``engine``: an Engine on each of SQLite, PostgreSQL and MariaDB (through ``db_url``), with
@@ -54,25 +55,67 @@ STORAGE_CONFIGS: dict[str, StorageConfig] = {
 STORAGE_KIND = os.environ.get("SA_DEPOT_ORM_STORAGE", "local")
 
 
+#: ``SA_DEPOT_ORM_STORAGE`` kinds served by a server of the suite: the server fixture, a new
+#: bucket or container on it, and the backend's options for a storage with its own prefix.
+SERVER_STORAGES: dict[
+    str, tuple[str, Callable[[Any], str], Callable[[Any, str], dict[str, Any]]]
+] = {
+    "s3": (
+        "s3_server",
+        lambda server: server.new_bucket(),  # one: SeaweedFS gives each bucket volumes of its own
+        lambda server, space: {
+            "backend": "sa_depot.io.boto3.S3Storage",
+            **server.storage_options(bucket=space),
+        },
+    ),
+    "gcs": (
+        "gcs_server",
+        lambda server: server.new_bucket(),
+        lambda server, space: {
+            "backend": "sa_depot.io.gcs.GCSStorage",
+            "bucket": space,
+            **server.storage_options(),
+        },
+    ),
+    "azure": (
+        "azure_server",
+        lambda server: server.new_container(),
+        lambda server, space: {
+            "backend": "sa_depot.io.azure.AzureBlobStorage",
+            "container": space,
+            **server.storage_options(),
+        },
+    ),
+    "swift": (
+        "swift_server",
+        lambda server: server.new_container(),
+        lambda server, space: {
+            "backend": "sa_depot.io.swift.SwiftStorage",
+            "container": space,
+            **server.storage_options(),
+        },
+    ),
+}
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _s3_storage_config(request: pytest.FixtureRequest) -> Iterator[None]:
-    """With ``SA_DEPOT_ORM_STORAGE=s3``, storages are S3 buckets on the SeaweedFS server."""
-    if STORAGE_KIND != "s3":
+def _server_storage_config(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With ``SA_DEPOT_ORM_STORAGE`` naming a server kind (``s3``, ``gcs``, ``azure``,
+    ``swift``), storages are prefixes of one bucket or container on the suite's server."""
+    if STORAGE_KIND not in SERVER_STORAGES:
         yield
         return
-    server = request.getfixturevalue("s3_server")
-    bucket = server.new_bucket()  # one: SeaweedFS gives each bucket volumes of its own
+    fixture, new_space, options = SERVER_STORAGES[STORAGE_KIND]
+    server = request.getfixturevalue(fixture)
+    space = new_space(server)
 
-    def s3_config(tmp: Path) -> dict[str, str]:
-        options = server.storage_options(bucket=bucket, prefix=f"{uuid.uuid4().hex}/")
-        return {
-            "depot.backend": "sa_depot.io.boto3.S3Storage",
-            **{f"depot.{key}": str(value) for key, value in options.items()},
-        }
+    def server_config(tmp: Path) -> dict[str, str]:
+        config = {**options(server, space), "prefix": f"{uuid.uuid4().hex}/"}
+        return {f"depot.{key}": str(value) for key, value in config.items()}
 
-    STORAGE_CONFIGS["s3"] = s3_config
+    STORAGE_CONFIGS[STORAGE_KIND] = server_config
     yield
-    del STORAGE_CONFIGS["s3"]
+    del STORAGE_CONFIGS[STORAGE_KIND]
 
 
 @dataclass

@@ -18,6 +18,7 @@ from sa_depot.exceptions import StorageError
 from sa_depot.io.boto3 import S3Storage
 from tests.s3.conftest import MiB
 from tests.s3server import SeaweedS3
+from tests.streams import KillsServerAt
 
 
 def private_storage(server: SeaweedS3) -> S3Storage:
@@ -43,30 +44,6 @@ def everything_under(storage: S3Storage) -> tuple[set[str], list[str]]:
     }
     uploads = client.list_multipart_uploads(Bucket=storage.bucket, Prefix=storage.prefix)
     return keys, [u["Key"] for u in uploads.get("Uploads", [])]
-
-
-class KillsServerAt(io.RawIOBase):
-    """Random content that kills the server once ``at`` bytes have been read."""
-
-    def __init__(self, size: int, at: int, server: SeaweedS3) -> None:
-        super().__init__()
-        self.size, self.at, self.server = size, at, server
-        self.position = 0
-        self.killed = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.position >= self.at and not self.killed:
-            self.server.kill()
-            self.killed = True
-        n = min(len(buffer), self.size - self.position)
-        if self.position < self.at:
-            n = min(n, self.at - self.position)
-        buffer[:n] = os.urandom(n)
-        self.position += n
-        return n
 
 
 def assert_names_storage_and_cause(error: StorageError, storage: S3Storage) -> None:

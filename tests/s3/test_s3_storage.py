@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from sa_depot.exceptions import ConfigurationError, FileNotFound, StorageError
-from sa_depot.io.boto3 import MAX_ENCODED_FILENAME, UPLOADS_DIR, S3Storage
+from sa_depot.io.boto3 import S3Storage
+from sa_depot.io.objects import MAX_ENCODED_FILENAME, UPLOADS_DIR
 from sa_depot.manager import DepotManager
 from tests.s3.conftest import MiB, RequestLog, make_storage, remove_prefix
 from tests.s3server import SeaweedS3

@@ -1,22 +1,23 @@
-"""Code the contract suite runs in child processes.
+"""What the storage contract runs in child processes: concurrent creates, and the peak memory
+of creating and reading a large file measured in a clean process
+(``python -m sa_depot.testing.workers CONFIG SIZE`` prints a JSON report).
 
-A module of its own so that ``multiprocessing``'s spawn start method can import it cheaply, and
-so that ``python -m tests.contract.workers CONFIG SIZE`` measures memory in a clean process.
+A module of its own, importing little, so that ``multiprocessing``'s spawn start method and
+the measuring process import it cheaply.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
-import io
 import json
 import os
-import resource
 import sys
 import traceback
 from typing import Any
 
 from sa_depot.manager import DepotManager
+from sa_depot.testing.streams import GeneratedStream
 
 
 def create_files(
@@ -32,58 +33,32 @@ def create_files(
             file_id = storage.create(data, filename=f"w{worker}-{n}.bin")
             created.append((file_id, hashlib.sha256(data).hexdigest()))
         results.put((worker, created, None))
-    except Exception:  # noqa: BLE001 - reported to the parent, which fails the test with it
+    except Exception:  # noqa: BLE001 - reported to the parent, which fails the check with it
         results.put((worker, [], traceback.format_exc()))
 
 
-class GeneratedStream(io.RawIOBase):
-    """``size`` bytes of pseudo-random content produced on demand: non-seekable, never held."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self._block = memoryview(os.urandom(1024 * 1024 + 7))  # odd length: chunks differ
-        self._remaining = size
-        self._position = 0
-        self.sha256 = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        target = memoryview(buffer).cast("B")
-        wanted = min(len(target), self._remaining)
-        filled = 0
-        while filled < wanted:
-            offset = self._position % len(self._block)
-            take = min(wanted - filled, len(self._block) - offset)
-            target[filled : filled + take] = self._block[offset : offset + take]
-            filled += take
-            self._position += take
-        self._remaining -= wanted
-        self.sha256.update(target[:wanted])
-        return wanted
-
-
-def _peak_rss() -> int:
+def peak_rss() -> int:
     """This process's peak resident set size, in bytes."""
+    import resource
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 
 
 def measure_peak_memory(config: dict[str, str], size: int) -> dict[str, Any]:
-    """Create then read back a ``size``-byte file; report peak RSS around it."""
+    """Create then read back a ``size``-byte file; report peak RSS around it, in bytes."""
     storage = DepotManager.from_config(config)
-    # Warm up (libmagic's database, the first chunk buffers) so the baseline includes them.
+    # Warm up (libmagic's database, the client, the first buffers) so the baseline has them.
     warm_id = storage.create(b"warm-up\n" * 4096, filename="warm.txt")
     with storage.get(warm_id) as stored:
         stored.read()
     storage.delete(warm_id)
     gc.collect()
-    baseline = _peak_rss()
+    baseline = peak_rss()
 
     stream = GeneratedStream(size)
     file_id = storage.create(stream, filename="big.bin")
-    after_create = _peak_rss()
+    after_create = peak_rss()
     digest = hashlib.sha256()
     length = 0
     with storage.get(file_id) as stored:
@@ -92,7 +67,7 @@ def measure_peak_memory(config: dict[str, str], size: int) -> dict[str, Any]:
         for chunk in stored.chunks():
             digest.update(chunk)
             length += len(chunk)
-    after_read = _peak_rss()
+    after_read = peak_rss()
     storage.delete(file_id)
     return {
         "baseline": baseline,
