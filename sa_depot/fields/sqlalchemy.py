@@ -35,7 +35,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from sa_depot.exceptions import FileDiscarded, UnsupportedContent, WrongUploadType
 from sa_depot.fields.interfaces import FileFilter
-from sa_depot.fields.upload import UploadedFile
+from sa_depot.fields.upload import ContentToStore, UploadedFile
 from sa_depot.orm.install import watch_mappers
 
 _NATIVE_JSON = {"postgresql", "mysql"}  # MariaDB reports itself as "mysql"
@@ -95,6 +95,11 @@ class UploadedFileField(TypeDecorator[UploadedFile]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
+        if isinstance(value, ContentToStore):
+            raise UnsupportedContent(
+                "UploadedFile.of(content) is stored by the mapped attribute it is assigned to; "
+                "in a Core statement, bind UploadedFile(content), which stores it at once"
+            )
         if isinstance(value, UploadedFile):
             if not isinstance(value, self.upload_type):  # as filedepot: refused at flush
                 raise WrongUploadType(self.upload_type, type(value))

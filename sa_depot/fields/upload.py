@@ -62,10 +62,32 @@ class UploadedFile(DepotFileInfo):
 
     Assign it, or the content directly, to an ``UploadedFileField`` attribute. One stored
     file belongs to one row: assigning a descriptor that another row holds stores a copy
-    (see docs/orm.md).
+    (see docs/orm.md). With a typed model (``Mapped[UploadedFile | None]``), assign
+    :meth:`UploadedFile.of` ``(content)`` so that the assignment type-checks.
     """
 
     __slots__ = ()
+
+    @classmethod
+    def of(
+        cls, content: Any, filename: str | None = None, content_type: str | None = None
+    ) -> UploadedFile:
+        """``content`` (bytes, a binary file object, a :class:`~sa_depot.io.utils.FileIntent`,
+        a web framework's upload, a stored file), typed as an UploadedFile, for assignment::
+
+            doc.content = UploadedFile.of(b"new content")
+            doc.content = UploadedFile.of(request.files["upload"])
+            doc.content = UploadedFile.of(data, "report.csv", "text/csv")
+
+        It stores nothing yet: the attribute it is assigned to stores it as assigning the
+        content itself would (the column's storage, upload type and filters), so the assignment
+        reads and behaves like ``doc.content = b"new content"`` and passes ``mypy --strict``,
+        which refuses bytes for a ``Mapped[UploadedFile | None]``. ``filename`` and
+        ``content_type`` override what the content carries (as a FileIntent would).
+        Written anywhere else (a Core statement), it raises
+        :class:`~sa_depot.exceptions.UnsupportedContent`: use ``UploadedFile(content)`` there.
+        """
+        return ContentToStore(content, filename, content_type)
 
     # -- building ----------------------------------------------------------------------------
     def process_content(
@@ -210,6 +232,38 @@ class UploadedFile(DepotFileInfo):
         return record
 
 
+class ContentToStore(UploadedFile):
+    """Content waiting for the ``UploadedFileField`` attribute it is assigned to, which stores
+    it (made by :meth:`UploadedFile.of`). It describes no stored file."""
+
+    __slots__ = ("content", "content_type_given", "filename_given")
+
+    def __init__(
+        self, content: Any, filename: str | None = None, content_type: str | None = None
+    ) -> None:
+        dict.__init__(self)
+        for name, value in (
+            ("_frozen", True),
+            ("_record", None),
+            ("_original", None),
+            ("content", content),
+            ("filename_given", filename),
+            ("content_type_given", content_type),
+        ):
+            object.__setattr__(self, name, value)
+
+    def as_content(self) -> Any:
+        """What to store: the content, in a FileIntent when a filename or type was given."""
+        if self.filename_given is None and self.content_type_given is None:
+            return self.content
+        from sa_depot.io.utils import FileIntent
+
+        return FileIntent(self.content, self.filename_given, self.content_type_given)
+
+    def __repr__(self) -> str:
+        return f"<ContentToStore {type(self.content).__name__}>"
+
+
 def url_for_path(path: str, saved: object = None) -> str:
     """A fresh URL serving ``'storage/file_id'``: the storage's
     :meth:`~sa_depot.io.interfaces.FileStorage.public_url` if it has one (computed without
@@ -230,4 +284,4 @@ def url_for_path(path: str, saved: object = None) -> str:
         raise
 
 
-__all__ = ["UPLOADED_AT_FORMAT", "UploadedFile", "url_for_path"]
+__all__ = ["UPLOADED_AT_FORMAT", "ContentToStore", "UploadedFile", "url_for_path"]

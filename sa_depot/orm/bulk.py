@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import BindParameter
 
 from sa_depot.exceptions import FileDiscarded, UnsupportedContent
-from sa_depot.fields.upload import UploadedFile
+from sa_depot.fields.upload import ContentToStore, UploadedFile
 from sa_depot.orm import ledgers
 from sa_depot.orm.mapped import FileField, file_column, file_fields_of, row_ref
 from sa_depot.orm.records import UploadRecord, UploadState
@@ -81,7 +81,7 @@ def _bulk_write(
         for value in row.values():
             if value is None:
                 continue
-            if not isinstance(value, UploadedFile):
+            if not isinstance(value, UploadedFile) or isinstance(value, ContentToStore):
                 raise UnsupportedContent(
                     f"ORM-enabled insert()/update() of {mapper.class_.__name__} can only write "
                     f"UploadedFile values or None to {', '.join(keys)}, not "

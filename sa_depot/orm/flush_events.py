@@ -22,7 +22,7 @@ from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction
 from sqlalchemy.orm.base import instance_state
 
 from sa_depot.exceptions import FileDiscarded, UnsupportedContent
-from sa_depot.fields.upload import UploadedFile
+from sa_depot.fields.upload import ContentToStore, UploadedFile
 from sa_depot.orm import ledgers
 from sa_depot.orm.mapped import FileField, file_column, row_ref
 
@@ -33,7 +33,9 @@ def make_set_listener(field_type: FileField) -> Callable[..., Any]:
     def on_set(target: object, value: Any, oldvalue: Any, initiator: Any) -> Any:
         if value is None:
             return None
-        if isinstance(value, UploadedFile):
+        if isinstance(value, ContentToStore):  # UploadedFile.of(content): store it now
+            uploaded = field_type.upload(value.as_content())
+        elif isinstance(value, UploadedFile):
             uploaded = value
             record = uploaded.lifecycle
             if record is not None and record.discarded:
