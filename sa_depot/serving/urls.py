@@ -19,6 +19,7 @@ A middleware for another protocol (ASGI) reuses :class:`FileUrls` and :func:`req
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from urllib.parse import quote, urlencode
@@ -28,6 +29,8 @@ from sa_depot.manager import DepotManager
 from sa_depot.serving.policy import ServingPolicy
 from sa_depot.serving.representation import clean_filename
 from sa_depot.serving.signing import UrlSigner
+
+logger = logging.getLogger("sa_depot.middleware")
 
 #: The root (SCRIPT_NAME, ASGI root_path) of the request the middleware is handling, if any.
 _request_root: ContextVar[str | None] = ContextVar("sa_depot_request_root", default=None)
@@ -127,4 +130,26 @@ class FileUrls:
         return url
 
 
-__all__ = ["FileUrls", "request_root", "url_path_prefix"]
+def warn_about_root(root: str, urls: FileUrls, what: str) -> None:
+    """A standalone middleware that a framework mounts on a path it was not told about makes
+    URLs that miss that path: say so (the fronts call it once). ``what`` names the root
+    (``'SCRIPT_NAME'``, ``"ASGI root_path"``)."""
+    if not root.rstrip("/"):  # a proxy stripping the configured root_path: as expected
+        return
+    mountpoint = urls.mountpoint
+    logger.warning(
+        "DepotMiddleware is mounted under %s %r, but its root_path is %r: the URLs "
+        "made outside its requests (UploadedFile.url in the views of the framework that "
+        "mounts it) are %s/<storage>/<file id>, while the files are served at "
+        "%s/<storage>/<file id>. Pass root_path=%r (and mountpoint='/' to serve the files "
+        "right under it).",
+        what,
+        root,
+        urls.root_path,
+        urls.root_path + mountpoint,
+        root.rstrip("/") + mountpoint,
+        root.rstrip("/"),
+    )
+
+
+__all__ = ["FileUrls", "request_root", "url_path_prefix", "warn_about_root"]
