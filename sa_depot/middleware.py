@@ -29,10 +29,11 @@ from sa_depot.serving.server import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_RANGES,
     FileServer,
+    ServerFront,
     check_serving_options,
     method_not_allowed,
 )
-from sa_depot.serving.urls import FileUrls, request_root, warn_about_root
+from sa_depot.serving.urls import request_root
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 
-class DepotMiddleware:
+class DepotMiddleware(ServerFront):
     """Serve the files of the configured storages under ``mountpoint``.
 
     :param app: the WSGI application receiving every request outside ``mountpoint``; ``None``
@@ -73,6 +74,8 @@ class DepotMiddleware:
     :param replace_wsgi_filewrapper: ``True`` never uses the server's ``wsgi.file_wrapper``
         (filedepot's option name; for servers whose wrapper misbehaves).
     """
+
+    app: WSGIApplication | None
 
     def __init__(
         self,
@@ -103,59 +106,12 @@ class DepotMiddleware:
             chunk_size=chunk_size,
             use_file_wrapper=not replace_wsgi_filewrapper,
         )
-        self._root_warned = False
-
-    @property
-    def cache_max_age(self) -> int:
-        return self.server.cache_max_age
-
-    @property
-    def default_policy(self) -> ServingPolicy:
-        return self.server.default_policy
-
-    @property
-    def policies(self) -> dict[str, ServingPolicy]:
-        return self.server.policies
-
-    @property
-    def urls(self) -> FileUrls:
-        return self.server.urls
-
-    @property
-    def mountpoint(self) -> str:
-        """The prefix of file URLs below the root, without a trailing slash ('' for '/')."""
-        return self.server.mountpoint
-
-    # -- URLs --------------------------------------------------------------------------------
-    def policy_for(self, storage: str) -> ServingPolicy:
-        """The policy of ``storage`` (a storage name or an alias).
-
-        A policy belongs to the storage, whichever name it was given under: one keyed by an
-        alias also applies to URLs that use the storage's own name, and the other way round.
-        Two names of one storage with different policies are refused (ConfigurationError)
-        rather than letting the URL's choice of name pick the laxer one.
-        """
-        return self.server.policy_for(storage)
-
-    def url_for(
-        self, path: str, expires_in: float | None = None, filename: str | None = None
-    ) -> str:
-        """The URL of ``'storage/file_id'`` (``filename`` names the download):
-        ``<root><mountpoint>/<storage>/<file_id>``, the root being the current request's
-        ``SCRIPT_NAME`` or ``root_path`` (see :mod:`sa_depot.serving.urls`).
-
-        With ``expires_in`` (seconds) the URL is signed and refused after that time. A storage
-        whose policy requires signatures gets its ``signed_url_expires_in`` by default.
-        """
-        return self.server.url_for(path, expires_in=expires_in, filename=filename)
 
     # -- WSGI --------------------------------------------------------------------------------
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ, populate_request=False, shallow=True)
         root = request.root_path
-        if self.app is None and root.rstrip("/") != self.urls.root_path and not self._root_warned:
-            self._root_warned = True
-            warn_about_root(root, self.urls, "SCRIPT_NAME")
+        self.check_root(root, "SCRIPT_NAME")
         with request_root(root):  # URLs the wrapped application makes now start with it
             subpath = self.server.subpath(request.path)
             if subpath is None:
@@ -164,10 +120,6 @@ class DepotMiddleware:
                 return with_reason_phrase(plain_response(404, "Not Found"))(environ, start_response)
             response = self.server.respond(request, subpath)
             return with_reason_phrase(response)(environ, start_response)
-
-    def __repr__(self) -> str:
-        mode = "standalone" if self.app is None else f"wrapping {self.app!r}"
-        return f"<DepotMiddleware at {self.mountpoint or '/'!r} {mode}>"
 
 
 class FileServeApp:

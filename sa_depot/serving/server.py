@@ -46,7 +46,7 @@ from sa_depot.serving.policy import ServingPolicy
 from sa_depot.serving.representation import SANDBOX_CSP, describe
 from sa_depot.serving.responder import SECURITY_HEADERS, Responder, plain_response
 from sa_depot.serving.signing import UrlSigner, Verdict
-from sa_depot.serving.urls import FileUrls
+from sa_depot.serving.urls import FileUrls, warn_about_root
 
 logger = logging.getLogger("sa_depot.middleware")
 
@@ -288,6 +288,72 @@ class FileServer:
         return response
 
 
+class ServerFront:
+    """What every protocol front of a :class:`FileServer` shares: the server, its URLs and
+    policies, and the warning about a root the front was not told about."""
+
+    #: The application receiving requests outside the mountpoint (``None``: standalone).
+    app: object | None
+    #: The file server doing the work.
+    server: FileServer
+    _root_warned: bool = False
+
+    @property
+    def cache_max_age(self) -> int:
+        return self.server.cache_max_age
+
+    @property
+    def default_policy(self) -> ServingPolicy:
+        return self.server.default_policy
+
+    @property
+    def policies(self) -> dict[str, ServingPolicy]:
+        return self.server.policies
+
+    @property
+    def urls(self) -> FileUrls:
+        return self.server.urls
+
+    @property
+    def mountpoint(self) -> str:
+        """The prefix of file URLs below the root, without a trailing slash ('' for '/')."""
+        return self.server.mountpoint
+
+    def policy_for(self, storage: str) -> ServingPolicy:
+        """The policy of ``storage`` (a storage name or an alias).
+
+        A policy belongs to the storage, whichever name it was given under: one keyed by an
+        alias also applies to URLs that use the storage's own name, and the other way round.
+        Two names of one storage with different policies are refused (ConfigurationError)
+        rather than letting the URL's choice of name pick the laxer one.
+        """
+        return self.server.policy_for(storage)
+
+    def url_for(
+        self, path: str, expires_in: float | None = None, filename: str | None = None
+    ) -> str:
+        """The URL of ``'storage/file_id'`` (``filename`` names the download):
+        ``<root><mountpoint>/<storage>/<file_id>``, the root being the current request's
+        (WSGI ``SCRIPT_NAME``, ASGI ``root_path``) or ``root_path`` (see
+        :mod:`sa_depot.serving.urls`).
+
+        With ``expires_in`` (seconds) the URL is signed and refused after that time. A storage
+        whose policy requires signatures gets its ``signed_url_expires_in`` by default.
+        """
+        return self.server.url_for(path, expires_in=expires_in, filename=filename)
+
+    def check_root(self, root: str, what: str) -> None:
+        """Warn, once, when a standalone front runs under a root other than its
+        ``root_path`` (see :func:`~sa_depot.serving.urls.warn_about_root`)."""
+        if self.app is None and root.rstrip("/") != self.urls.root_path and not self._root_warned:
+            self._root_warned = True
+            warn_about_root(root, self.urls, what)
+
+    def __repr__(self) -> str:
+        mode = "standalone" if self.app is None else f"wrapping {self.app!r}"
+        return f"<{type(self).__name__} at {self.mountpoint or '/'!r} {mode}>"
+
+
 def method_not_allowed() -> Response:
     """The 405 of every method but GET and HEAD, with its ``Allow`` header."""
     return plain_response(
@@ -316,6 +382,7 @@ __all__ = [
     "DEFAULT_MAX_RANGES",
     "FileServer",
     "NotFoundHandler",
+    "ServerFront",
     "check_serving_options",
     "method_not_allowed",
 ]

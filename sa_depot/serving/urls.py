@@ -13,15 +13,17 @@ A file URL is ``<root><mountpoint>/<storage>/<file id>[/<filename>][?expires=...
 So ``app.mount("/files", WSGIMiddleware(DepotMiddleware(None, mountpoint="/",
 root_path="/files")))`` serves and links ``/files/<storage>/<file id>``, and a WSGI application
 run under ``SCRIPT_NAME=/app`` links ``/app/depot/...`` from its views without being told.
-A middleware for another protocol (ASGI) reuses :class:`FileUrls` and :func:`request_root`.
+The ASGI front (:mod:`sa_depot.asgi`) reuses :class:`FileUrls` and :func:`request_root`, and
+reads its root and path with :func:`asgi_root_and_path`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from sa_depot.exceptions import ConfigurationError
@@ -50,6 +52,22 @@ def url_path_prefix(value: str, option: str) -> str:
             f"{option} {value!r} must be a plain path without '?', '#', '%' or control characters"
         )
     return value.rstrip("/")
+
+
+def asgi_root_and_path(scope: Mapping[str, Any]) -> tuple[str, str]:
+    """The root of an ASGI HTTP request (its ``root_path``) and its path below that root,
+    both decoded, as WSGI's ``SCRIPT_NAME`` and ``PATH_INFO`` would give them.
+
+    The ASGI specification makes ``path`` the full path, root included (uvicorn since 0.26,
+    Starlette's ``Mount``, hypercorn), but older servers gave the path below the root: as
+    Starlette does, the root is taken off ``path`` when ``path`` starts with it, and ``path``
+    is kept whole otherwise.
+    """
+    root = str(scope.get("root_path") or "").rstrip("/")
+    path = str(scope.get("path") or "/")
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root) :]
+    return root, path or "/"
 
 
 @contextlib.contextmanager
@@ -152,4 +170,10 @@ def warn_about_root(root: str, urls: FileUrls, what: str) -> None:
     )
 
 
-__all__ = ["FileUrls", "request_root", "url_path_prefix", "warn_about_root"]
+__all__ = [
+    "FileUrls",
+    "asgi_root_and_path",
+    "request_root",
+    "url_path_prefix",
+    "warn_about_root",
+]
