@@ -142,6 +142,12 @@ class Served:
         self.slot.log.clear()
         self.slot.returned.clear()
 
+    def mount_asgi(self, app: asgi.ASGIApp) -> None:
+        """Serve an ASGI application of the test's own (``front="asgi"`` only)."""
+        assert isinstance(self.slot, AsgiSlot), "mount_asgi needs the uvicorn server"
+        self.slot.app = app
+        self.slot.log.clear()
+
     def url(self, path: str) -> str:
         return self.base_url + path
 
@@ -217,6 +223,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             ["wsgi"] if metafunc.definition.get_closest_marker("wsgi_only") else ["wsgi", "asgi"]
         )
         metafunc.parametrize("front", fronts, scope="function")
+
+
+@pytest.fixture
+def served_asgi(_uvicorn: tuple[str, AsgiSlot]) -> Iterator[Served]:
+    """The session's uvicorn, for ASGI applications of the test's own (``mount_asgi``)."""
+    base_url, slot = _uvicorn
+    with requests.Session() as http:
+        yield Served(base_url, slot, http, "asgi")
+    slot.app = None
 
 
 @pytest.fixture
