@@ -4,7 +4,8 @@
   failing storage raises at the assignment) and lets the session transaction answer for it;
   on a running event loop (outside ``AsyncSession``'s greenlet, where storage calls go to a
   worker thread: :mod:`sa_depot.orm.offload`) that blocks the loop, and it warns
-  (:class:`~sa_depot.exceptions.BlockingStorageWarning`);
+  (:class:`~sa_depot.exceptions.BlockingStorageWarning`). A Pydantic model's ``__setattr__``
+  (SQLModel) writes the assigned value over the UploadedFile made of it: the flush puts it back;
 * ``before_insert``/``before_update`` make sure the value written belongs to this row alone
   (one row per file: a descriptor that another row holds, or will, is stored again as a copy);
 * ``before_update``/``before_delete`` read the value the row holds in the database (locking
@@ -31,6 +32,9 @@ from sa_depot.orm import ledgers
 from sa_depot.orm.mapped import FileField, file_column, row_ref
 from sa_depot.orm.offload import on_event_loop, storage_io, user_stacklevel
 
+#: ``InstanceState.info`` key: ``{attribute key: (value assigned, UploadedFile made of it)}``.
+_WRITTEN_OVER = "sa_depot.written_over"
+
 
 def make_set_listener(field_type: FileField) -> Callable[..., Any]:
     """The ``set`` listener of one file attribute (``retval=True``)."""
@@ -55,7 +59,12 @@ def make_set_listener(field_type: FileField) -> Callable[..., Any]:
                     stacklevel=user_stacklevel(),
                 )
             uploaded = storage_io(field_type.upload, value)
-        session = instance_state(target).session
+        state = instance_state(target)
+        if uploaded is not value and hasattr(type(target), "__pydantic_fields__"):
+            # A Pydantic model (SQLModel) writes the value it was given over ours once this
+            # listener returns: remember what it stands for, for the flush (see _settle).
+            state.info.setdefault(_WRITTEN_OVER, {})[initiator.key] = (value, uploaded)
+        session = state.session
         if session is not None:
             transaction = ledgers.current_boundary(session)
             if transaction is not None:
@@ -148,6 +157,8 @@ def _settle(
 ) -> UploadedFile:
     """Make sure the value about to be written belongs to this row alone; return it."""
     if not isinstance(new, UploadedFile):
+        new = _written_over(state, key, new)
+    if not isinstance(new, UploadedFile):
         raise UnsupportedContent(
             f"{state.class_.__name__}.{key} holds a {type(new).__name__}, not an UploadedFile"
         )
@@ -170,6 +181,18 @@ def _settle(
     claimed = copy_record.claim_for_row(state, key, found, lambda paths: False)
     assert claimed
     return copy  # type: ignore[no-any-return]
+
+
+def _written_over(state: InstanceState[Any], key: str, value: Any) -> Any:
+    """The UploadedFile the set listener made of ``value``, which the object's own
+    ``__setattr__`` wrote over it (SQLModel's Pydantic half stores what it was given after
+    SQLAlchemy's events ran), put back on the object; else ``value``."""
+    assigned = state.info.get(_WRITTEN_OVER, {}).pop(key, None)
+    if assigned is None or assigned[0] is not value:
+        return value
+    uploaded = assigned[1]
+    setattr(state.obj(), key, uploaded)
+    return uploaded
 
 
 def _select_current(
