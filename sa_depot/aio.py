@@ -20,7 +20,6 @@ removed at the end of a later transaction, or at exit.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,8 +27,17 @@ from sa_depot.exceptions import ConfigurationError
 from sa_depot.fields.interfaces import FileFilter
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.orm.mapped import FileField
+from sa_depot.orm.offload import configure_pool, pool
 
-__all__ = ["store"]
+__all__ = ["configure", "store"]
+
+
+def configure(*, max_threads: int | None = None) -> None:
+    """Set the number of worker threads that run storage calls for asynchronous code
+    (:func:`store`, and the lifecycle under ``AsyncSession``); ``None`` restores the default,
+    the machine's cores (2 to 8). More threads stall the event loop longer (each holds the
+    GIL while it hashes and copies), fewer queue uploads sooner: see docs/async.md."""
+    configure_pool(max_threads)
 
 
 async def store(
@@ -53,8 +61,9 @@ async def store(
     Raises what the storage raises (:class:`~sa_depot.exceptions.StorageError`,
     :class:`~sa_depot.exceptions.UnsupportedContent`...), and
     :class:`~sa_depot.exceptions.ConfigurationError` for a ``field`` that holds no files or
-    given with ``storage``/``filters``. The worker thread comes from the event loop's default
-    executor (a bounded pool).
+    given with ``storage``/``filters``. The worker thread comes from sa_depot's pool of storage
+    threads (:func:`configure`); cancelling the await leaves the upload to finish there, and
+    the file, which nothing saved, is removed afterwards (see above).
     """
     if field is not None:
         if storage is not None or filters:
@@ -63,9 +72,9 @@ async def store(
                 "decides where and how its content is stored)"
             )
         column_type = _file_field(field)
-        return await asyncio.to_thread(_upload_with, column_type, content)
+        return await pool.run(_upload_with, column_type, content)
     chosen = tuple(filters)
-    return await asyncio.to_thread(UploadedFile, content, storage, filters=chosen)
+    return await pool.run(UploadedFile, content, storage, filters=chosen)
 
 
 def _upload_with(column_type: FileField, content: Any) -> UploadedFile:

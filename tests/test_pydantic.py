@@ -24,15 +24,19 @@ from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.utils import FileIntent
 from sa_depot.manager import DepotManager
+from sa_depot.orm import records
 
 PUBLIC = {"url", "filename", "content_type", "content_length", "checksum"}
 
 
 @pytest.fixture
-def stored(tmp_path: Path) -> UploadedFile:
+def stored(tmp_path: Path) -> Iterator[UploadedFile]:
     DepotManager.configure("default", {"depot.storage_path": str(tmp_path / "files")})
     DepotManager.make_middleware(None)
-    return UploadedFile(FileIntent(b"hello", "hello.txt", "text/plain"))
+    uploaded = UploadedFile(FileIntent(b"hello", "hello.txt", "text/plain"))
+    yield uploaded
+    assert uploaded.lifecycle is not None
+    records.discard(uploaded.lifecycle)  # never saved: removed now rather than at exit
 
 
 class DocumentOut(BaseModel):

@@ -201,11 +201,17 @@ def transaction_ended(session: Session, transaction: SessionTransaction) -> None
     elif found.committed:
         _finish_commit(found, session)
     else:
-        storage_io(records.remove_files, records.end_of_transaction(found, committed=False))
+        _remove(records.end_of_transaction(found, committed=False))
+
+
+def _remove(discarded: list[UploadRecord]) -> None:
+    """Remove the files of ``discarded`` records, off the event loop under AsyncSession."""
+    if discarded:  # most transactions discard nothing: no trip to a worker thread then
+        storage_io(records.remove_files, discarded)
 
 
 def _finish_commit(found: Ledger, session: Session) -> None:
-    storage_io(records.remove_files, records.end_of_transaction(found, committed=True))
+    _remove(records.end_of_transaction(found, committed=True))
     if not found.removals:
         return
     if any(conn.in_transaction() for conn in found.connections if not conn.closed):

@@ -30,7 +30,7 @@ def on_after_commit(session: Session) -> None:
 
 def on_after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
     ledgers.transaction_ended(session, transaction)
-    if transaction.parent is None:
+    if transaction.parent is None and records.abandoned_count():  # no idle trip to a thread
         storage_io(records.remove_abandoned)
 
 
