@@ -2,11 +2,14 @@
 16 MiB upload through an AsyncSession, while a probe measures how late the event loop answers.
 
 python -m benchmarks.stall_worker <local|s3> <offloaded|blocking> <options json> <source>...
+python -m benchmarks.stall_worker idle - <options json>
 
 * ``offloaded``: the upload is stored with ``await sa_depot.aio.store(upload, field=...)``
   (a worker thread), then the row is added and committed;
 * ``blocking``: the upload is assigned to the attribute in the handler (stored on the loop),
-  as code written for a synchronous Session would do.
+  as code written for a synchronous Session would do;
+* ``idle``: no handler, the probe alone for as long as a run lasts: the machine's own noise
+  (other processes taking the cores), the floor under every other figure.
 
 The probe sleeps 1 ms at a time and records how much later than asked it wakes up: a stall is
 that lateness, the time the loop could not run any task. Prints the longest stall, the 99th
@@ -109,8 +112,26 @@ async def run(mode: str, database_url: str, sources: list[str]) -> dict[str, Any
     }
 
 
+async def idle(seconds: float) -> dict[str, Any]:
+    stalls: list[float] = []
+    stop = asyncio.Event()
+    prober = asyncio.create_task(probe(stalls, stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await prober
+    return {
+        "max_stall_ms": max(stalls) * 1000,
+        "p99_stall_ms": statistics.quantiles(stalls, n=100, method="inclusive")[98] * 1000,
+        "samples": len(stalls),
+        "seconds": seconds,
+    }
+
+
 def main() -> None:
     kind, mode, options_json = sys.argv[1:4]
+    if kind == "idle":
+        emit(asyncio.run(idle(float(json.loads(options_json)["seconds"]))))
+        return
     sources = sys.argv[4:]
     options: dict[str, Any] = json.loads(options_json)
 
