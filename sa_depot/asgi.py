@@ -250,24 +250,34 @@ async def send_response(response: Response, request: Request, receive: Receive, 
 
 async def _stream(chunks: Iterator[bytes], receive: Receive, send: Send) -> None:
     """Send ``chunks``, each read in a worker thread once the previous one was sent; stop
-    when the client disconnects."""
+    when the client disconnects. A read that fails (a truncated stored file) propagates, so
+    that the server cuts the connection rather than end a short body as if it were whole."""
+    failure: Exception | None = None
     async with anyio.create_task_group() as group:
-
-        async def stop_on_disconnect() -> None:
+        group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+        try:
             while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    group.cancel_scope.cancel()
-                    return
+                chunk = await anyio.to_thread.run_sync(_next_chunk, chunks)
+                if chunk is None:
+                    break
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except OSError:  # the client went away (ASGI 2.4 servers raise on send)
+            pass
+        except Exception as exc:  # noqa: BLE001 - raised below, outside the task group
+            failure = exc  # (inside, AnyIO would wrap it in an ExceptionGroup)
+        finally:
+            group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
-        group.start_soon(stop_on_disconnect)
-        while True:
-            chunk = await anyio.to_thread.run_sync(_next_chunk, chunks)
-            if chunk is None:
-                break
-            if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        group.cancel_scope.cancel()
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
 
 
 def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:

@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 import pytest
+import requests
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
@@ -163,7 +164,9 @@ def test_storage_io_never_runs_on_the_event_loop(served_asgi: Served) -> None:
     file_id = storage.create(data, filename="a.bin")
     served_asgi.mount_asgi(asgi.DepotMiddleware(chunk_size=16 * 1024))
     assert served_asgi.get(f"/depot/recorded/{file_id}").content == data
-    ranged = served_asgi.get(f"/depot/recorded/{file_id}", headers={"Range": "bytes=5-9,200000-200009"})
+    ranged = served_asgi.get(
+        f"/depot/recorded/{file_id}", headers={"Range": "bytes=5-9,200000-200009"}
+    )
     assert ranged.status_code == 206
     assert served_asgi.head(f"/depot/recorded/{file_id}").status_code == 200
     assert storage.threads, "the storage was not used"
@@ -236,3 +239,17 @@ def test_from_server_shares_one_configuration(media: MemoryFileStorage) -> None:
     status, headers, _ = call_asgi(front, "GET", f"/depot/media/{file_id}", b"", {})
     assert status == 200
     assert headers["Cache-Control"] == "no-store"
+
+
+def test_a_stored_file_shorter_than_recorded_cuts_the_connection(
+    served: Served, make_middleware: Any, memory: MemoryFileStorage
+) -> None:
+    """Both fronts: a body that ends early is not passed off as the whole file."""
+    data = content(200_000)
+    file_id = memory.create(data)
+    info, _ = memory._files[file_id]
+    info.content_length = len(data) + 5000  # the metadata promises more than the content has
+    served.mount(make_middleware(chunk_size=16 * 1024))
+    with pytest.raises(requests.exceptions.RequestException):
+        response = served.get(f"/depot/files/{file_id}")
+        assert len(response.content) == int(response.headers["Content-Length"])
