@@ -25,13 +25,14 @@ SECTIONS: dict[str, Callable[[int], list[SectionResult]]] = {}
 
 
 def _register() -> None:
-    from benchmarks import bench_orm, bench_s3, bench_serving, bench_storage
+    from benchmarks import bench_async, bench_orm, bench_s3, bench_serving, bench_storage
 
     SECTIONS["small"] = lambda reps: [bench_storage.small_files(reps)]
     SECTIONS["large"] = lambda reps: [bench_storage.large_file(reps)]
     SECTIONS["orm"] = bench_orm.run
     SECTIONS["serving"] = bench_serving.run
     SECTIONS["s3"] = bench_s3.run
+    SECTIONS["stall"] = bench_async.run
 
 
 def machine() -> dict[str, str]:

@@ -12,7 +12,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip
 # sa_depot from the work tree (editable), with the extras the benchmarks exercise.
-"$venv/bin/python" -m pip install -q -e "$repo[s3,web]" -r "$here/requirements.txt"
+"$venv/bin/python" -m pip install -q -e "$repo[s3,web,asyncio]" -r "$here/requirements.txt"
 
 apt_missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_missing+=(nginx-light)

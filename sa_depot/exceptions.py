@@ -22,6 +22,9 @@ FileDiscarded          ``ValueError``                   an UploadedFile whose fi
                                                         with the transaction that uploaded it
                                                         is assigned or saved again
 =====================  ===============================  ====================================
+
+One warning: :class:`BlockingStorageWarning` (a ``RuntimeWarning``), when content assigned on a
+running event loop is stored there, blocking it.
 """
 
 from __future__ import annotations
@@ -142,3 +145,10 @@ class FileDiscarded(DepotError, ValueError):
         self.path = path
         self.reason = reason
         super().__init__(f"the file {path!r} {self._REASONS.get(reason, reason)}")
+
+
+class BlockingStorageWarning(RuntimeWarning):
+    """Content assigned to a file attribute on a running event loop was stored right there,
+    blocking every task of the loop until the storage answered (a large file, a slow S3).
+    In asynchronous code, store it first in a worker thread and assign the result:
+    ``obj.attachment = await sa_depot.aio.store(content, field=Model.attachment)``."""

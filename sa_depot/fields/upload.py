@@ -30,6 +30,10 @@ access to ``thumb_<w>x<h>_url``/``thumbnail_url`` compute a fresh URL each time 
 :func:`url_for_path`). A saved URL goes stale: a presigned one expires, and a base URL outlives
 a change of CDN, bucket or policy (it would then link unsigned to a now private object).
 
+In a Pydantic model (a FastAPI response, a SQLModel), an UploadedFile serialises as what a
+client may see: ``url``, ``filename``, ``content_type``, ``content_length`` and ``checksum``
+(:mod:`sa_depot.fields.pydantic_schema`; Pydantic stays optional).
+
 ``uploaded_at`` is kept in filedepot's format (``'%Y-%m-%d %H:%M:%S'``, UTC) in the dict; the
 :attr:`UploadedFile.uploaded_at` attribute parses it into an aware datetime.
 """
@@ -224,6 +228,22 @@ class UploadedFile(DepotFileInfo):
                 except ConfigurationError:  # no middleware (yet), as when it was stored
                     return None
         return super().__getattr__(name)
+
+    # -- Pydantic ----------------------------------------------------------------------------
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source_type: Any, handler: Any) -> Any:
+        """Pydantic v2 validates fields of this type as instances only and serialises them as
+        ``{url, filename, content_type, content_length, checksum}``, without the descriptor's
+        internal keys (see :mod:`sa_depot.fields.pydantic_schema`, imported only here)."""
+        from sa_depot.fields.pydantic_schema import core_schema_for
+
+        return core_schema_for(cls)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> Any:
+        from sa_depot.fields.pydantic_schema import json_schema_for
+
+        return json_schema_for(schema, handler)
 
     @property
     def lifecycle(self) -> UploadRecord | None:

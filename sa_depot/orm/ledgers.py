@@ -21,6 +21,9 @@ journal rows). When the root transaction commits, flushed uploads are kept, uplo
 reached the database are removed, and the removals are carried out, their journal rows deleted
 (or, when a removal fails, kept for the collector). When it rolls back or the session closes,
 every upload is removed.
+
+Under ``AsyncSession`` these removals run in worker threads, off the event loop
+(:mod:`sa_depot.orm.offload`); the journal's statements stay on the session's connection.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from sa_depot.fields.upload import UploadedFile
 from sa_depot.manager import remove_paths
 from sa_depot.orm import records
 from sa_depot.orm.mapped import equipped_mappers, file_column, file_fields_of
+from sa_depot.orm.offload import storage_io
 from sa_depot.orm.records import UploadRecord
 from sa_depot.orm.settings import settings
 
@@ -197,11 +201,17 @@ def transaction_ended(session: Session, transaction: SessionTransaction) -> None
     elif found.committed:
         _finish_commit(found, session)
     else:
-        records.remove_files(records.end_of_transaction(found, committed=False))
+        _remove(records.end_of_transaction(found, committed=False))
+
+
+def _remove(discarded: list[UploadRecord]) -> None:
+    """Remove the files of ``discarded`` records, off the event loop under AsyncSession."""
+    if discarded:  # most transactions discard nothing: no trip to a worker thread then
+        storage_io(records.remove_files, discarded)
 
 
 def _finish_commit(found: Ledger, session: Session) -> None:
-    records.remove_files(records.end_of_transaction(found, committed=True))
+    _remove(records.end_of_transaction(found, committed=True))
     if not found.removals:
         return
     if any(conn.in_transaction() for conn in found.connections if not conn.closed):
@@ -235,7 +245,9 @@ def _remove_after_commit(removals: Sequence[Removal], session: Session) -> None:
     for removal in removals:
         by_engine.setdefault((removal.engine, removal.journaled), []).append(removal.path)
     for (engine, journaled), paths in by_engine.items():
-        failures = remove_paths([p for p in paths if p not in kept and p not in unchecked])
+        failures = storage_io(
+            remove_paths, [p for p in paths if p not in kept and p not in unchecked]
+        )
         if not journaled:
             continue
         failed = {path for path, _ in failures} | unchecked

@@ -8,6 +8,7 @@ from sqlalchemy.orm.base import instance_state
 from sa_depot.orm import ledgers, records
 from sa_depot.orm.flush_events import answer_for
 from sa_depot.orm.mapped import file_fields_of
+from sa_depot.orm.offload import storage_io
 
 
 def on_before_attach(session: Session, instance: object) -> None:
@@ -29,8 +30,8 @@ def on_after_commit(session: Session) -> None:
 
 def on_after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
     ledgers.transaction_ended(session, transaction)
-    if transaction.parent is None:
-        records.remove_abandoned()
+    if transaction.parent is None and records.abandoned_count():  # no idle trip to a thread
+        storage_io(records.remove_abandoned)
 
 
 __all__ = ["on_after_commit", "on_after_transaction_end", "on_before_attach"]

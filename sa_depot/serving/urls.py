@@ -13,14 +13,17 @@ A file URL is ``<root><mountpoint>/<storage>/<file id>[/<filename>][?expires=...
 So ``app.mount("/files", WSGIMiddleware(DepotMiddleware(None, mountpoint="/",
 root_path="/files")))`` serves and links ``/files/<storage>/<file id>``, and a WSGI application
 run under ``SCRIPT_NAME=/app`` links ``/app/depot/...`` from its views without being told.
-A middleware for another protocol (ASGI) reuses :class:`FileUrls` and :func:`request_root`.
+The ASGI front (:mod:`sa_depot.asgi`) reuses :class:`FileUrls` and :func:`request_root`, and
+reads its root and path with :func:`asgi_root_and_path`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from sa_depot.exceptions import ConfigurationError
@@ -28,6 +31,8 @@ from sa_depot.manager import DepotManager
 from sa_depot.serving.policy import ServingPolicy
 from sa_depot.serving.representation import clean_filename
 from sa_depot.serving.signing import UrlSigner
+
+logger = logging.getLogger("sa_depot.middleware")
 
 #: The root (SCRIPT_NAME, ASGI root_path) of the request the middleware is handling, if any.
 _request_root: ContextVar[str | None] = ContextVar("sa_depot_request_root", default=None)
@@ -47,6 +52,22 @@ def url_path_prefix(value: str, option: str) -> str:
             f"{option} {value!r} must be a plain path without '?', '#', '%' or control characters"
         )
     return value.rstrip("/")
+
+
+def asgi_root_and_path(scope: Mapping[str, Any]) -> tuple[str, str]:
+    """The root of an ASGI HTTP request (its ``root_path``) and its path below that root,
+    both decoded, as WSGI's ``SCRIPT_NAME`` and ``PATH_INFO`` would give them.
+
+    The ASGI specification makes ``path`` the full path, root included (uvicorn since 0.26,
+    Starlette's ``Mount``, hypercorn), but older servers gave the path below the root: as
+    Starlette does, the root is taken off ``path`` when ``path`` starts with it, and ``path``
+    is kept whole otherwise.
+    """
+    root = str(scope.get("root_path") or "").rstrip("/")
+    path = str(scope.get("path") or "/")
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root) :]
+    return root, path or "/"
 
 
 @contextlib.contextmanager
@@ -127,4 +148,32 @@ class FileUrls:
         return url
 
 
-__all__ = ["FileUrls", "request_root", "url_path_prefix"]
+def warn_about_root(root: str, urls: FileUrls, what: str) -> None:
+    """A standalone middleware that a framework mounts on a path it was not told about makes
+    URLs that miss that path: say so (the fronts call it once). ``what`` names the root
+    (``'SCRIPT_NAME'``, ``"ASGI root_path"``)."""
+    if not root.rstrip("/"):  # a proxy stripping the configured root_path: as expected
+        return
+    mountpoint = urls.mountpoint
+    logger.warning(
+        "DepotMiddleware is mounted under %s %r, but its root_path is %r: the URLs "
+        "made outside its requests (UploadedFile.url in the views of the framework that "
+        "mounts it) are %s/<storage>/<file id>, while the files are served at "
+        "%s/<storage>/<file id>. Pass root_path=%r (and mountpoint='/' to serve the files "
+        "right under it).",
+        what,
+        root,
+        urls.root_path,
+        urls.root_path + mountpoint,
+        root.rstrip("/") + mountpoint,
+        root.rstrip("/"),
+    )
+
+
+__all__ = [
+    "FileUrls",
+    "asgi_root_and_path",
+    "request_root",
+    "url_path_prefix",
+    "warn_about_root",
+]

@@ -266,6 +266,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=15)
 
 
+@pytest.mark.wsgi_only  # the page's own site is a WSGI application around the middleware
 def test_image_displays_and_audio_plays_from_a_seek_point(
     chromium: str,
     served: Served,

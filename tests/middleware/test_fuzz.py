@@ -3,11 +3,14 @@
 Next to the local storage's directory lie a secret file, a sibling directory whose name starts
 like the storage's, and a file named like a valid id one level up. An audit hook watches every
 file the process opens or lists while a request runs: none may be outside the storage. Many
-examples run in-process through Werkzeug's test client; a smaller sample goes through waitress.
+examples run in-process, through Werkzeug's test client (WSGI) and by calling the ASGI front
+with the scope a server would pass; a smaller sample goes through real servers (waitress for
+WSGI, uvicorn for ASGI).
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import sys
@@ -26,6 +29,7 @@ from hypothesis import strategies as st
 from werkzeug.http import http_date
 from werkzeug.test import Client
 
+from sa_depot import asgi
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
 from sa_depot.middleware import DepotMiddleware, ServingPolicy
@@ -310,6 +314,66 @@ def test_fuzzed_requests_in_process(
     check_response(world, method, raw_path, response.status_code, response.headers, body)
 
 
+def call_asgi(
+    app: asgi.ASGIApp, method: str, path: str, query: bytes, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
+    """Run one request through an ASGI application; return status, headers and body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogateescape"),
+        "root_path": "",
+        "query_string": query,
+        "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()],
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1234),
+    }
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(3600)  # the client stays connected
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        messages.append(dict(message))
+
+    asyncio.run(app(scope, receive, send))
+    start = messages[0]
+    response_headers = {
+        k.decode("latin-1").title(): v.decode("latin-1") for k, v in start["headers"]
+    }
+    body = b"".join(m.get("body", b"") for m in messages[1:])
+    assert messages[-1].get("more_body", False) is False
+    return start["status"], response_headers, body
+
+
+@settings(
+    max_examples=EXAMPLES // 2,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_fuzzed_requests_in_process_asgi(
+    world: World, watch: FileAccessWatch, data: st.DataObject
+) -> None:
+    ids = [file_id for _, file_id in world.files]
+    raw_path = data.draw(raw_paths(ids), label="path")
+    headers = data.draw(header_sets(world), label="headers")
+    method = data.draw(METHODS, label="method")
+    query = data.draw(QUERIES, label="query")
+    # what a server passes: the %-decoded path, as UTF-8 text (invalid sequences replaced)
+    path = raw_path.decode("utf-8", "replace")
+    front = asgi.DepotMiddleware.from_server(world.app.server)
+    with watch.watching(str(world.root), str(world.storage_dir)):
+        status, response_headers, body = call_asgi(front, method, path, query, headers)
+    assert not watch.violations, watch.violations
+    check_response(world, method, raw_path, status, response_headers, body)
+
+
 def encode_for_request_line(raw_path: bytes) -> str:
     # '%' stays literal: '%2e%2e' reaches the server as such and is decoded by it
     return quote(raw_path, safe="/%.:@!$&'()*+,;=-_~") or "/"
@@ -321,7 +385,7 @@ def encode_for_request_line(raw_path: bytes) -> str:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-def test_fuzzed_requests_through_waitress(
+def test_fuzzed_requests_through_a_real_server(
     world: World, watch: FileAccessWatch, served: Served, data: st.DataObject
 ) -> None:
     served.mount(world.app)

@@ -32,6 +32,7 @@ def local_path(storage: FileStorage, file_id: str) -> str:
     return path
 
 
+@pytest.mark.wsgi_only  # wsgi.file_wrapper
 def test_whole_local_files_go_through_the_servers_file_wrapper(
     served: Served, make_middleware: MakeMiddleware, file_id: str
 ) -> None:
@@ -53,9 +54,11 @@ def test_ranges_of_local_files_are_read_by_the_middleware(
     response = served.get(f"/depot/disk/{file_id}", headers={"Range": f"bytes={start}-{stop - 1}"})
     assert response.status_code == 206
     assert response.content == DATA[start:stop]
-    assert not isinstance(served.slot.returned[-1], ReadOnlyFileBasedBuffer)
+    if served.front == "wsgi":  # ASGI has no file wrapper at all
+        assert not isinstance(served.slot.returned[-1], ReadOnlyFileBasedBuffer)
 
 
+@pytest.mark.wsgi_only  # wsgi.file_wrapper
 def test_the_file_wrapper_can_be_turned_off(
     served: Served, make_middleware: MakeMiddleware, file_id: str
 ) -> None:
