@@ -22,44 +22,45 @@ from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction
 from sqlalchemy.orm.base import instance_state
 
 from sa_depot.exceptions import FileDiscarded, UnsupportedContent
-from sa_depot.fields.upload import ContentToStore, UploadedFile
+from sa_depot.fields.upload import UploadedFile, paths_held, uploaded_files_in
 from sa_depot.orm import ledgers
-from sa_depot.orm.mapped import FileField, file_column, row_ref
+from sa_depot.orm.mapped import FileField, field_name, file_column, row_ref, validated_in
 
 
-def make_set_listener(field_type: FileField) -> Callable[..., Any]:
-    """The ``set`` listener of one file attribute (``retval=True``)."""
+def make_set_listener(field_type: FileField, name: str) -> Callable[..., Any]:
+    """The ``set`` listener of the file attribute ``name`` (``'Document.content'``;
+    ``retval=True``)."""
 
     def on_set(target: object, value: Any, oldvalue: Any, initiator: Any) -> Any:
         if value is None:
             return None
-        if isinstance(value, ContentToStore):  # UploadedFile.of(content): store it now
-            uploaded = field_type.upload(value.as_content())
-        elif isinstance(value, UploadedFile):
-            uploaded = value
-            record = uploaded.lifecycle
-            if record is not None and record.discarded:
-                raise FileDiscarded(record.path)
-        elif isinstance(value, dict):
-            uploaded = field_type.from_descriptor(value)
-        else:
-            uploaded = field_type.upload(value)
-        session = instance_state(target).session
-        if session is not None:
-            transaction = ledgers.current_boundary(session)
-            if transaction is not None:
-                answer_for(uploaded, session, transaction)
-        return uploaded
+        with validated_in(name):
+            coerced = field_type.coerce(value)
+        answer_for_row(instance_state(target), coerced)
+        return coerced
 
     return on_set
 
 
+def answer_for_row(state: InstanceState[Any], value: object) -> None:
+    """Let the transaction of the session holding the row ``state`` (if any) answer for the
+    fresh uploads in ``value``, the row's new value or files added to it."""
+    session = state.session
+    if session is not None:
+        transaction = ledgers.current_boundary(session)
+        if transaction is not None:
+            answer_for(value, session, transaction)
+
+
 def answer_for(value: object, session: Any, transaction: SessionTransaction) -> None:
-    """Let ``transaction`` answer for ``value`` if it is a fresh upload nobody answers for."""
-    if isinstance(value, UploadedFile):
-        record = value.lifecycle
-        if record is not None:
-            record.answer_if_unanswered(ledgers.ledger(session, transaction))
+    """Let ``transaction`` answer for the fresh uploads nobody answers for in ``value`` (an
+    UploadedFile, or a list of them)."""
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    for item in items:
+        if isinstance(item, UploadedFile):
+            record = item.lifecycle
+            if record is not None:
+                record.answer_if_unanswered(ledgers.ledger(session, transaction))
 
 
 def make_flush_listeners(fields: dict[str, FileField]) -> dict[str, Callable[..., None]]:
@@ -87,18 +88,15 @@ def make_flush_listeners(fields: dict[str, FileField]) -> dict[str, Callable[...
             session, transaction = scope
             new = history.added[0] if history.added else None
             # What the row holds now, not what this session loaded: another transaction may
-            # have replaced it since, and that file is the one this update lets go of.
+            # have replaced it since, and those are the files this update lets go of.
             old = _select_current(mapper, connection, state, key)
             if new is not None:
                 new = _settle(new, old, state, key, field_type, session, transaction)
-            if isinstance(old, UploadedFile) and new is not None and new.path == old.path:
-                continue
             assert state.key is not None
             ref = row_ref(mapper, key, state.key[1])
-            if isinstance(old, UploadedFile):
-                ledgers.release(session, transaction, connection, ref, old.files)
-            if new is not None:
-                ledgers.register(connection, ref, new)
+            # The files the row held and holds no more go; those it did not hold join it.
+            ledgers.release(session, transaction, connection, ref, old, kept=new)
+            ledgers.register(connection, ref, new, old=old)
 
     def before_delete(mapper: Mapper[Any], connection: sa.Connection, target: object) -> None:
         state = instance_state(target)
@@ -106,9 +104,8 @@ def make_flush_listeners(fields: dict[str, FileField]) -> dict[str, Callable[...
         assert state.key is not None
         for key in fields:
             old = _select_current(mapper, connection, state, key)  # as in before_update
-            if isinstance(old, UploadedFile):
-                ref = row_ref(mapper, key, state.key[1])
-                ledgers.release(session, transaction, connection, ref, old.files)
+            ref = row_ref(mapper, key, state.key[1])
+            ledgers.release(session, transaction, connection, ref, old)
 
     return {
         "before_insert": before_insert,
@@ -134,31 +131,42 @@ def _settle(
     field_type: FileField,
     session: Session,
     transaction: SessionTransaction,
-) -> UploadedFile:
-    """Make sure the value about to be written belongs to this row alone; return it."""
-    if not isinstance(new, UploadedFile):
+) -> Any:
+    """Make sure every file of the value about to be written (an UploadedFile, or a list of
+    them) belongs to this row alone; return the value, with copies where needed."""
+    try:
+        items = uploaded_files_in(new)
+    except UnsupportedContent:
         raise UnsupportedContent(
-            f"{state.class_.__name__}.{key} holds a {type(new).__name__}, not an UploadedFile"
-        )
-    record = new.lifecycle
-    if record is not None and record.discarded:
-        raise FileDiscarded(record.path)
-    if isinstance(old, UploadedFile) and old.path == new.path:
-        return new  # the row keeps the file it has
+            f"{state.class_.__name__}.{key} holds a {type(new).__name__}, not an UploadedFile "
+            "(or a list of them)"
+        ) from None
+    held = set(paths_held(old))
     found = ledgers.ledger(session, transaction)
-    if record is not None and record.claim_for_row(
-        state, key, found, lambda paths: ledgers.losing(session, transaction, paths)
-    ):
-        return new
-    # Another row holds this file (or will, or is losing it in this transaction): this row
-    # gets a copy of its own.
-    copy = field_type.copy_of(new)
-    setattr(state.obj(), key, copy)  # the set listener attaches the copy to the transaction
-    copy_record = copy.lifecycle
-    assert copy_record is not None
-    claimed = copy_record.claim_for_row(state, key, found, lambda paths: False)
-    assert claimed
-    return copy  # type: ignore[no-any-return]
+    for index, item in enumerate(items):
+        record = item.lifecycle
+        if record is not None and record.discarded:
+            raise FileDiscarded(record.path)
+        if item.path in held:
+            continue  # the row keeps the file it has
+        if record is not None and record.claim_for_row(
+            state, key, found, lambda paths: ledgers.losing(session, transaction, paths)
+        ):
+            continue
+        # Another row holds this file (or will, or is losing it in this transaction): this row
+        # gets a copy of its own.
+        with validated_in(field_name(state.mapper, key)):
+            copy = field_type.copy_of(item)
+        copy_record = copy.lifecycle
+        assert copy_record is not None
+        claimed = copy_record.claim_for_row(state, key, found, lambda paths: False)
+        assert claimed
+        if item is new:
+            new = copy
+            setattr(state.obj(), key, copy)
+        else:  # in the list being written, without a change event in the middle of the flush
+            list.__setitem__(new, index, copy)
+    return new
 
 
 def _select_current(
@@ -176,4 +184,4 @@ def _select_current(
     return connection.execute(stmt).scalar()
 
 
-__all__ = ["answer_for", "make_flush_listeners", "make_set_listener"]
+__all__ = ["answer_for", "answer_for_row", "make_flush_listeners", "make_set_listener"]
