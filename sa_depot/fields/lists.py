@@ -12,15 +12,36 @@ single file is.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from typing import Any, SupportsIndex
 
 from sqlalchemy.ext.mutable import MutableList
 from sqlalchemy.orm import InstanceState
+from sqlalchemy.util import memoized_property
 
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.orm.flush_events import answer_for_row
 from sa_depot.orm.mapped import FileField, field_name, file_fields_of, validated_in
+
+
+class _Rows(weakref.WeakKeyDictionary[InstanceState[Any], str]):
+    """The rows holding a list, as ``ext.mutable`` keeps them (row state -> attribute key),
+    each row also held strongly: a list taken from a row that nothing else holds
+    (``session.get(Album, 1).photos.append(...)``) must still reach its row, or the change
+    would be lost with the row's state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._strong: dict[int, object] = {}
+
+    def __setitem__(self, state: InstanceState[Any], key: str) -> None:
+        super().__setitem__(state, key)
+        self._strong[id(state)] = state.obj()
+
+    def pop(self, state: InstanceState[Any], *default: Any) -> Any:
+        self._strong.pop(id(state), None)
+        return super().pop(state, *default)
 
 
 class UploadedFileList(MutableList[UploadedFile]):
@@ -33,6 +54,10 @@ class UploadedFileList(MutableList[UploadedFile]):
     :class:`~sa_depot.exceptions.ValidationFailed` and leaves the list as it was. A list that
     belongs to no row yet keeps what it is given until it is assigned to an attribute.
     """
+
+    @memoized_property
+    def _parents(self) -> _Rows:
+        return _Rows()
 
     def _owner(self) -> tuple[InstanceState[Any], str, FileField] | None:
         for state, key in list(self._parents.items()):

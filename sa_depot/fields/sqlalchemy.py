@@ -278,9 +278,9 @@ class UploadedFileListField(FileColumn[list[UploadedFile]]):
     again as a copy. An item may stand at several places of one list: its file stays while
     one place holds it.
 
-    A new row starts with an empty list; a ``NULL`` column reads as an empty list, and a
-    column holding one descriptor (a single file column turned into a list) as a list of
-    that one.
+    A new row starts with an empty list, and ``None`` is written as one; a ``NULL`` column
+    reads as an empty list, and a column holding one descriptor (a single file column turned
+    into a list) as a list of that one.
     """
 
     cache_ok = True
@@ -320,8 +320,8 @@ class UploadedFileListField(FileColumn[list[UploadedFile]]):
         return [(attribute, "init_scalar", listener)]
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if value is None:
-            return None
+        if value is None:  # no files: a list still, so that NOT NULL columns take it
+            return self._to_json([], dialect)
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
             raise UnsupportedContent(
                 f"an UploadedFileListField column stores a list of UploadedFile descriptors, "

@@ -5,6 +5,7 @@ in place are tracked, and the child-table pattern of filedepot applications keep
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -106,6 +107,20 @@ def test_changes_in_place_follow_the_transaction(
         session.commit()
         assert row.photos == [] and depot.stored() == set()
         assert attached(session, album, row.id) == set()
+
+
+def test_a_list_taken_from_a_row_nothing_else_holds_still_reaches_it(
+    engine: sa.Engine, album: Any, depot: Depot
+) -> None:
+    with Session(engine) as session:
+        session.add(album(id=1))
+        session.commit()
+    with Session(engine) as session:
+        session.get(album, 1).photos.append(b"appended")  # the row is referenced by nothing
+        gc.collect()
+        session.commit()
+        assert contents(session.get(album, 1)) == [b"appended"]
+    assert len(depot.stored()) == 1
 
 
 def test_rollback_removes_the_items_added_and_keeps_those_removed(
