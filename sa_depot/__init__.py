@@ -12,6 +12,7 @@ from sa_depot.exceptions import (
     StorageError,
     StorageNotFound,
     UnsupportedContent,
+    ValidationFailed,
     WrongUploadType,
 )
 from sa_depot.io.utils import FileIntent
@@ -30,6 +31,7 @@ __all__ = [
     "StorageError",
     "StorageNotFound",
     "UnsupportedContent",
+    "ValidationFailed",
     "WrongUploadType",
     "__version__",
 ]

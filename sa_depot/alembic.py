@@ -203,8 +203,9 @@ def include_name(name: str | None, type_: str, parent_names: Mapping[Any, str | 
 
 
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
-    """A ``render_item`` hook for your ``env.py``: renders an ``UploadedFileField`` column type
-    and adds ``import sa_depot.fields.sqlalchemy`` to the migration::
+    """A ``render_item`` hook for your ``env.py``: renders an ``UploadedFileField`` (or
+    ``UploadedFileListField``) column type and adds ``import sa_depot.fields.sqlalchemy`` to
+    the migration::
 
         context.configure(..., render_item=sa_depot.alembic.render_item)
 
@@ -221,12 +222,12 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
 
     Combine it with a hook of your own by calling it first from yours.
     """
-    from sa_depot.fields.sqlalchemy import UploadedFileField
+    from sa_depot.fields.sqlalchemy import FileColumn, UploadedFileField, UploadedFileListField
 
-    if type_ != "type" or not isinstance(obj, UploadedFileField):
+    if type_ != "type" or not isinstance(obj, FileColumn):
         return False
     imports = autogen_context.imports
-    if type(obj) is not UploadedFileField:
+    if type(obj) not in (UploadedFileField, UploadedFileListField):
         if imports is not None and autogen_context.opts.get("user_module_prefix") is None:
             imports.add(f"import {type(obj).__module__}")
         return False

@@ -21,6 +21,9 @@ WrongUploadType        ``ValueError``                   a column is given a desc
 FileDiscarded          ``ValueError``                   an UploadedFile whose file was removed
                                                         with the transaction that uploaded it
                                                         is assigned or saved again
+ValidationFailed       ``ValueError``                   content broke its field's validators
+                                                        (every violation listed; nothing
+                                                        stored)
 =====================  ===============================  ====================================
 
 One warning: :class:`BlockingStorageWarning` (a ``RuntimeWarning``), when content assigned on a
@@ -28,6 +31,11 @@ running event loop is stored there, blocking it.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 
 class DepotError(Exception):
@@ -152,3 +160,50 @@ class BlockingStorageWarning(RuntimeWarning):
     blocking every task of the loop until the storage answered (a large file, a slow S3).
     In asynchronous code, store it first in a worker thread and assign the result:
     ``obj.attachment = await sa_depot.aio.store(content, field=Model.attachment)``."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One rule a file broke (see :mod:`sa_depot.io.validation`)."""
+
+    #: The rule's name: ``'max_size'``, ``'min_size'``, ``'content_type'``, ``'extension'``,
+    #: ``'image'``, ``'max_width'``, ``'max_height'``, ``'min_width'``, ``'min_height'``,
+    #: ``'max_pixels'``, or a user validator's name.
+    rule: str
+    #: What the rule allows (bytes, pixels, the allowed types or extensions...), or ``None``.
+    limit: Any
+    #: What the file has (its size in bytes, its sniffed type...), or ``None`` when unknown.
+    actual: Any
+    #: The violation in words, e.g. ``'12582912 bytes, more than the 10485760 allowed'``.
+    message: str
+    #: The field the file was assigned to (``'Document.content'``), when one was.
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class ValidationFailed(DepotError, ValueError):
+    """Content broke the validators of the field it was given to: nothing was stored.
+
+    :attr:`violations` lists every rule it broke, each with its field, rule name, limit and
+    actual value. A ``ValueError`` too, as form libraries expect of invalid input. The
+    transaction the assignment happened in is untouched: it can go on (assign valid content)
+    or roll back.
+    """
+
+    def __init__(self, violations: Iterable[Violation]) -> None:
+        self.violations: tuple[Violation, ...] = tuple(violations)
+        super().__init__()
+
+    def in_field(self, field: str) -> ValidationFailed:
+        """Name ``field`` in the violations that name none (the ORM layer knows the field's
+        name, the stream that found the violation does not); returns ``self``."""
+        self.violations = tuple(
+            v if v.field else dataclasses.replace(v, field=field) for v in self.violations
+        )
+        return self
+
+    def __str__(self) -> str:
+        listed = "; ".join(str(v) for v in self.violations)
+        return f"the file was refused, nothing was stored: {listed}"

@@ -45,7 +45,7 @@ from datetime import datetime
 from typing import Any
 
 from sa_depot import descriptor
-from sa_depot.exceptions import ConfigurationError
+from sa_depot.exceptions import ConfigurationError, UnsupportedContent
 from sa_depot.fields.interfaces import DepotFileInfo
 from sa_depot.io.interfaces import FileInfo, FileStorage, StoredFile, parse_timestamp, utcnow
 from sa_depot.manager import DepotManager, remove_paths
@@ -284,6 +284,36 @@ class ContentToStore(UploadedFile):
         return f"<ContentToStore {type(self.content).__name__}>"
 
 
+def uploaded_files_in(value: object) -> tuple[UploadedFile, ...]:
+    """The descriptors a file column's value holds, in order: ``None`` holds none, an
+    :class:`UploadedFile` itself, a list (an ``UploadedFileListField``'s value) its items.
+
+    :raises UnsupportedContent: the value, or an item of it, is not an UploadedFile.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, UploadedFile):
+        return (value,)
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            if not isinstance(item, UploadedFile):
+                raise UnsupportedContent(
+                    f"a file list holds UploadedFile values, not {type(item).__name__}: "
+                    "append the content itself to the list of a row's attribute"
+                )
+        return tuple(value)
+    raise UnsupportedContent(f"a file column holds UploadedFile values, not {type(value).__name__}")
+
+
+def paths_held(value: object) -> list[str]:
+    """Every ``'storage/file_id'`` a file column's value owns (see :func:`uploaded_files_in`),
+    derivatives included, each once, in order: the set of files the row holds through it."""
+    found: dict[str, None] = {}
+    for uploaded in uploaded_files_in(value):
+        found.update(dict.fromkeys(uploaded.files))
+    return list(found)
+
+
 def url_for_path(path: str, saved: object = None) -> str:
     """A fresh URL serving ``'storage/file_id'``: the storage's
     :meth:`~sa_depot.io.interfaces.FileStorage.public_url` if it has one (computed without
@@ -304,4 +334,11 @@ def url_for_path(path: str, saved: object = None) -> str:
         raise
 
 
-__all__ = ["UPLOADED_AT_FORMAT", "ContentToStore", "UploadedFile", "url_for_path"]
+__all__ = [
+    "UPLOADED_AT_FORMAT",
+    "ContentToStore",
+    "UploadedFile",
+    "paths_held",
+    "uploaded_files_in",
+    "url_for_path",
+]

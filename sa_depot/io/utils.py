@@ -32,6 +32,7 @@ from sa_depot.io.content_types import DEFAULT_CONTENT_TYPE as DEFAULT_CONTENT_TY
 from sa_depot.io.content_types import SNIFF_BYTES, guess_content_type
 from sa_depot.io.filenames import normalize_filename, unescape_form_filename
 from sa_depot.io.interfaces import StoredFile
+from sa_depot.io.validation import Candidate, Validation
 from sa_depot.utils import utcnow_naive
 
 #: The filename of content stored without one (filedepot's ``'unnamed'``).
@@ -63,6 +64,24 @@ class FileIntent:
 
     def __repr__(self) -> str:
         return f"FileIntent(filename={self.filename!r}, content_type={self.content_type!r})"
+
+
+class ValidatedContent(FileIntent):
+    """Content to be checked by ``validation`` while it is stored
+    (:mod:`sa_depot.io.validation`): any storage's ``create``/``store`` accepts it, and raises
+    :class:`~sa_depot.exceptions.ValidationFailed`, storing nothing, when the content breaks a
+    rule. The filename and content type are those the content carries."""
+
+    def __init__(self, content: Any, validation: Validation) -> None:
+        super().__init__(content, None, None)
+        self.validation = validation
+
+    @property
+    def fileinfo(self) -> tuple[Any, str | None, str | None]:
+        return fileinfo(self.fileobj)
+
+    def __repr__(self) -> str:
+        return f"ValidatedContent({self.fileobj!r}, {self.validation!r})"
 
 
 def content_filename(content: object) -> str | None:
@@ -175,10 +194,49 @@ def prepare_content(
             f"cannot store a {type(content).__name__}: pass bytes, a binary file object, a "
             "FileIntent or an upload object"
         )
+    validation = _validation_of(content)
+    known_size = _remaining_size(stream) if validation else None
     head = _read_head(stream, SNIFF_BYTES)
+    sniffed = None
     if not content_type:
-        content_type = guess_content_type(head, filename)
+        content_type = sniffed = guess_content_type(head, filename)
+    if validation:  # checked where the content is read, once (see sa_depot.io.validation)
+        candidate = Candidate(
+            filename,
+            content_type,
+            head,
+            lambda size: _checked_read(stream, size),
+            sniffed_type=sniffed,
+            content_length=known_size,
+        )
+        validation.check_head(candidate)
+        reader = validation.reader(_HeadReader(candidate.head, stream), candidate)
+        return reader, filename, content_type  # type: ignore[return-value]
     return _HeadReader(head, stream), filename, content_type  # type: ignore[return-value]
+
+
+def _validation_of(content: object) -> Validation | None:
+    while isinstance(content, FileIntent):
+        if isinstance(content, ValidatedContent):
+            return content.validation
+        content = content.fileobj
+    return None
+
+
+def _remaining_size(stream: Any) -> int | None:
+    """How many bytes a seekable stream holds from its position on; ``None`` when that
+    does not show without reading (pipes, sockets, uploads streamed from a request)."""
+    if not _can_seek(stream):
+        return None
+    try:
+        position = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(position)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(end, int) or not isinstance(position, int):
+        return None
+    return max(0, end - position)
 
 
 def _checked_read(stream: Any, size: int) -> bytes:

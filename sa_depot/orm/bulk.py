@@ -22,7 +22,14 @@ from sqlalchemy.sql.elements import BindParameter
 from sa_depot.exceptions import FileDiscarded, UnsupportedContent
 from sa_depot.fields.upload import ContentToStore, UploadedFile
 from sa_depot.orm import ledgers
-from sa_depot.orm.mapped import FileField, file_column, file_fields_of, row_ref
+from sa_depot.orm.mapped import (
+    FileField,
+    field_name,
+    file_column,
+    file_fields_of,
+    row_ref,
+    validated_in,
+)
 from sa_depot.orm.records import UploadRecord, UploadState
 
 #: Above this many bound values, the primary keys of :func:`_invoke_on` are rendered into the
@@ -65,7 +72,7 @@ def on_do_orm_execute(orm_state: ORMExecuteState) -> Any:
 def _bulk_delete(orm_state: ORMExecuteState, mapper: Mapper[Any], keys: list[str]) -> Any:
     affected = _select_affected(orm_state, mapper, keys)
     result = _invoke_on(orm_state, mapper, affected)  # a failing statement changes nothing
-    _release_old(orm_state, mapper, keys, affected, kept=set())
+    _release_old(orm_state, mapper, {}, keys, affected, deleted=True)
     return result
 
 
@@ -78,24 +85,26 @@ def _bulk_write(
     keys = sorted({key for row in rows for key in row})
     new_values: list[UploadedFile] = []
     for row in rows:
-        for value in row.values():
-            if value is None:
-                continue
-            if not isinstance(value, UploadedFile) or isinstance(value, ContentToStore):
-                raise UnsupportedContent(
-                    f"ORM-enabled insert()/update() of {mapper.class_.__name__} can only write "
-                    f"UploadedFile values or None to {', '.join(keys)}, not "
-                    f"{type(value).__name__}: wrap the content in UploadedFile(content)"
-                )
-            record = value.lifecycle
-            if record is not None and record.discarded:
-                raise FileDiscarded(record.path)
-            if any(value.path == other.path for other in new_values):
-                raise UnsupportedContent(
-                    f"this statement writes the file {value.path} into several rows of "
-                    f"{mapper.class_.__name__}; a file belongs to one row"
-                )
-            new_values.append(value)
+        for key, value in row.items():
+            for item in _items(value):
+                if not isinstance(item, UploadedFile) or isinstance(item, ContentToStore):
+                    raise UnsupportedContent(
+                        f"ORM-enabled insert()/update() of {mapper.class_.__name__} can only "
+                        f"write UploadedFile values (lists of them to file lists) or None to "
+                        f"{', '.join(keys)}, not {type(item).__name__}: wrap the content in "
+                        "UploadedFile(content)"
+                    )
+                record = item.lifecycle
+                if record is not None and record.discarded:
+                    raise FileDiscarded(record.path)
+                with validated_in(field_name(mapper, key)):
+                    fields[key].accept(item)
+                if any(item.path == other.path for other in new_values):
+                    raise UnsupportedContent(
+                        f"this statement writes the file {item.path} into several rows of "
+                        f"{mapper.class_.__name__}; a file belongs to one row"
+                    )
+                new_values.append(item)
     affected: _Affected | None = None
     unwritten: set[int] = set()  # id() of the new values no row will hold
     if orm_state.is_update:
@@ -125,9 +134,9 @@ def _bulk_write(
         # An update by primary key that matched fewer rows than parameter sets: SQLAlchemy
         # raises after every set ran, so the rows that matched hold their new files now (and
         # keep them if the caller commits anyway).
-        _statement_written(orm_state, mapper, fields, keys, affected, records, new_values)
+        _statement_written(orm_state, mapper, fields, keys, affected, records)
         raise
-    _statement_written(orm_state, mapper, fields, keys, affected, records, new_values)
+    _statement_written(orm_state, mapper, fields, keys, affected, records)
     return result
 
 
@@ -138,13 +147,12 @@ def _statement_written(
     keys: list[str],
     affected: _Affected | None,
     records: list[tuple[UploadRecord, bool]],
-    new_values: list[UploadedFile],
 ) -> None:
     """The statement succeeded: the registry learns which rows hold which files now (a
     failing statement, which a transaction may outlive on some databases, changes nothing)."""
     if affected is not None:
         _register_new(orm_state, mapper, fields, keys, affected)
-        _release_old(orm_state, mapper, keys, affected, kept={v.path for v in new_values})
+        _release_old(orm_state, mapper, fields, keys, affected)
     _mark_written(records)
 
 
@@ -163,43 +171,60 @@ def _register_new(
     keys: list[str],
     affected: _Affected,
 ) -> None:
-    """Register the files an ``update()`` writes, for each row it will write them into."""
+    """Register the files an ``update()`` writes, for each row it will write them into (all
+    of them first, so that a file moving from one row to another is never let go of)."""
     connection = _connection(orm_state)
-    columns = [file_column(mapper, key) for key in fields]
-    params: Any = orm_state.parameters
-    shared: dict[str, Any] = {}
-    for row in _written_rows(orm_state, mapper, fields):
-        shared.update(row)
-    for primary_key, index in zip(affected.keys, affected.parameter_set, strict=True):
-        if affected.restrict or not isinstance(params, list):
-            row = shared  # one set of values for every row of the WHERE
-        else:  # one parameter set per primary key
-            row = _field_values(params[index], columns, fields)
-        for key in keys:
-            value = row.get(key)
-            if not isinstance(value, UploadedFile):
-                continue
-            ledgers.register(connection, row_ref(mapper, key, primary_key), value)
+    written = _values_per_row(orm_state, mapper, fields, affected)
+    for primary_key, old_values, row in zip(affected.keys, affected.values, written, strict=True):
+        for key, old in zip(keys, old_values, strict=True):
+            if key in row:
+                ledgers.register(connection, row_ref(mapper, key, primary_key), row[key], old)
 
 
 def _release_old(
     orm_state: ORMExecuteState,
     mapper: Mapper[Any],
+    fields: dict[str, FileField],
     keys: list[str],
     affected: _Affected,
-    kept: set[str],
+    *,
+    deleted: bool = False,
 ) -> None:
-    """Tell the registry that the affected rows let go of their current files (except those
-    written again, ``kept``)."""
+    """Tell the registry that the affected rows let go of the files they held and no longer
+    hold (all of them, for ``deleted`` rows)."""
     session = orm_state.session
     transaction = ledgers.current_boundary(session)
     assert transaction is not None
     connection = _connection(orm_state)
-    for primary_key, values in zip(affected.keys, affected.values, strict=True):
-        for key, value in zip(keys, values, strict=True):
-            if isinstance(value, UploadedFile) and value.path not in kept:
+    written = (
+        [{key: None for key in keys}] * len(affected.keys)
+        if deleted
+        else _values_per_row(orm_state, mapper, fields, affected)
+    )
+    for primary_key, old_values, row in zip(affected.keys, affected.values, written, strict=True):
+        for key, old in zip(keys, old_values, strict=True):
+            if key in row:
                 ref = row_ref(mapper, key, primary_key)
-                ledgers.release(session, transaction, connection, ref, value.files)
+                ledgers.release(session, transaction, connection, ref, old, kept=row[key])
+
+
+def _values_per_row(
+    orm_state: ORMExecuteState,
+    mapper: Mapper[Any],
+    fields: dict[str, FileField],
+    affected: _Affected,
+) -> list[dict[str, Any]]:
+    """For each affected row, in order: file attribute key -> the value the statement writes
+    into it (keys it does not write are absent)."""
+    columns = [file_column(mapper, key) for key in fields]
+    params: Any = orm_state.parameters
+    if affected.restrict or not isinstance(params, list):  # one set of values for every row
+        shared: dict[str, Any] = {}
+        for row in _written_rows(orm_state, mapper, fields):
+            shared.update(row)
+        return [shared] * len(affected.keys)
+    # one parameter set per primary key
+    return [_field_values(params[index], columns, fields) for index in affected.parameter_set]
 
 
 def _connection(orm_state: ORMExecuteState) -> sa.Connection:
@@ -238,7 +263,7 @@ def _unwritten_values(
     fields: dict[str, FileField],
     matches: list[int],
 ) -> set[int]:
-    """``id()`` of the UploadedFile values of an update() that no row will hold: those of a
+    """``id()`` of the UploadedFiles of an update() that no row will hold: those of a
     parameter set whose primary key matched no row, and all of them when no row matched.
 
     ``matches`` counts the rows :func:`_select_affected` locked, per parameter set (one
@@ -251,13 +276,20 @@ def _unwritten_values(
     unwritten: set[int] = set()
     if sum(matches) == 0:
         for row in _written_rows(orm_state, mapper, fields):
-            unwritten.update(id(v) for v in row.values() if v is not None)
+            unwritten.update(id(item) for v in row.values() for item in _items(v))
     elif isinstance(params, list):
         for parameter_set, count in zip(params, matches, strict=True):
             if count == 0:
                 values = _field_values(parameter_set, columns, fields).values()
-                unwritten.update(id(v) for v in values if v is not None)
+                unwritten.update(id(item) for v in values for item in _items(v))
     return unwritten
+
+
+def _items(value: Any) -> list[Any]:
+    """The files a written value holds: none, one, or the items of a file list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _field_key(name: Any, columns: list[Any], fields: dict[str, FileField]) -> str | None:

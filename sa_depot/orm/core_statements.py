@@ -61,22 +61,26 @@ def on_after_execute(
     handled_by_the_orm = not is_insert and _from_the_orm(clauseelement, execution_options)
     for values, key in _written_rows(clauseelement, result, table, is_insert):
         for column in columns:
-            value = values.get(column.key)
-            if value is None:
+            written = _descriptors(values.get(column.key))
+            if not written:
                 continue
-            if handled_by_the_orm:
-                # The flush or statement registered the rows; a fresh upload nobody answers
-                # for (legacy bulk_update_mappings) now belongs to its row.
-                if isinstance(value, UploadedFile) and value.lifecycle is not None:
-                    value.lifecycle.hand_over()
-                continue
-            if not isinstance(value, UploadedFile):
-                value = UploadedFile(value) if isinstance(value, dict) else None
-                if value is None:
-                    continue
-            ledgers.register(connection, RowRef(table.fullname, column.name, key), value)
-            if value.lifecycle is not None:
-                value.lifecycle.hand_over()
+            if not handled_by_the_orm:
+                ledgers.register(connection, RowRef(table.fullname, column.name, key), written)
+            # A fresh upload nobody answers for (written by Core, or by the legacy
+            # bulk_update_mappings, whose flush registered the rows) now belongs to its row.
+            for uploaded in written:
+                if uploaded.lifecycle is not None:
+                    uploaded.lifecycle.hand_over()
+
+
+def _descriptors(value: Any) -> list[UploadedFile]:
+    """The descriptors of a written value (an UploadedFile, a dict, or a list of them)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [
+        item if isinstance(item, UploadedFile) else UploadedFile(item)
+        for item in items
+        if isinstance(item, dict)
+    ]
 
 
 def _from_the_orm(clauseelement: Any, execution_options: Any) -> bool:

@@ -2,10 +2,6 @@
 
 * the attribute ``set`` event turns content into an UploadedFile (storing it at once, so that a
   failing storage raises at the assignment) and lets the session transaction answer for it;
-  on a running event loop (outside ``AsyncSession``'s greenlet, where storage calls go to a
-  worker thread: :mod:`sa_depot.orm.offload`) that blocks the loop, and it warns
-  (:class:`~sa_depot.exceptions.BlockingStorageWarning`). A Pydantic model's ``__setattr__``
-  (SQLModel) writes the assigned value over the UploadedFile made of it: the flush puts it back;
 * ``before_insert``/``before_update`` make sure the value written belongs to this row alone
   (one row per file: a descriptor that another row holds, or will, is stored again as a copy);
 * ``before_update``/``before_delete`` read the value the row holds in the database (locking
@@ -27,61 +23,71 @@ from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction
 from sqlalchemy.orm.base import instance_state
 
 from sa_depot.exceptions import BlockingStorageWarning, FileDiscarded, UnsupportedContent
-from sa_depot.fields.upload import ContentToStore, UploadedFile
+from sa_depot.fields.upload import ContentToStore, UploadedFile, paths_held, uploaded_files_in
 from sa_depot.orm import ledgers
-from sa_depot.orm.mapped import FileField, file_column, row_ref
+from sa_depot.orm.mapped import FileField, field_name, file_column, row_ref, validated_in
 from sa_depot.orm.offload import on_event_loop, storage_io, user_stacklevel
 
-#: ``InstanceState.info`` key: ``{attribute key: (value assigned, UploadedFile made of it)}``.
+#: ``InstanceState.info`` key: ``{attribute key: (value assigned, value made of it)}``.
 _WRITTEN_OVER = "sa_depot.written_over"
 
 
-def make_set_listener(field_type: FileField) -> Callable[..., Any]:
-    """The ``set`` listener of one file attribute (``retval=True``)."""
+def make_set_listener(field_type: FileField, name: str) -> Callable[..., Any]:
+    """The ``set`` listener of the file attribute ``name`` (``'Document.content'``;
+    ``retval=True``)."""
 
     def on_set(target: object, value: Any, oldvalue: Any, initiator: Any) -> Any:
         if value is None:
             return None
-        if isinstance(value, UploadedFile) and not isinstance(value, ContentToStore):
-            uploaded = value
-            record = uploaded.lifecycle
-            if record is not None and record.discarded:
-                raise FileDiscarded(record.path)
-        elif isinstance(value, dict) and not isinstance(value, ContentToStore):
-            uploaded = field_type.from_descriptor(value)
-        else:
-            if on_event_loop():
-                warnings.warn(
-                    f"{type(target).__name__}: content assigned on a running event loop is "
-                    "stored there, blocking it until the storage answers; store it first: "
-                    "value = await sa_depot.aio.store(content, field=Model.attribute)",
-                    BlockingStorageWarning,
-                    stacklevel=user_stacklevel(),
-                )
-            # content, or UploadedFile.of(content): stored now, as the column stores it
-            content = value.as_content() if isinstance(value, ContentToStore) else value
-            uploaded = storage_io(field_type.upload, content)
+        if on_event_loop() and _holds_content(value):
+            warnings.warn(
+                f"{name}: content assigned on a running event loop is stored there, blocking "
+                "it until the storage answers; store it first: "
+                "value = await sa_depot.aio.store(content, field=Model.attribute)",
+                BlockingStorageWarning,
+                stacklevel=user_stacklevel(),
+            )
+        with validated_in(name):
+            coerced = storage_io(field_type.coerce, value)
         state = instance_state(target)
-        if uploaded is not value and hasattr(type(target), "__pydantic_fields__"):
+        if coerced is not value and hasattr(type(target), "__pydantic_fields__"):
             # A Pydantic model (SQLModel) writes the value it was given over ours once this
             # listener returns: remember what it stands for, for the flush (see _settle).
-            state.info.setdefault(_WRITTEN_OVER, {})[initiator.key] = (value, uploaded)
-        session = state.session
-        if session is not None:
-            transaction = ledgers.current_boundary(session)
-            if transaction is not None:
-                answer_for(uploaded, session, transaction)
-        return uploaded
+            state.info.setdefault(_WRITTEN_OVER, {})[initiator.key] = (value, coerced)
+        answer_for_row(state, coerced)
+        return coerced
 
     return on_set
 
 
+def _holds_content(value: Any) -> bool:
+    """Whether assigning ``value`` stores content (rather than taking descriptors)."""
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    return any(
+        isinstance(item, ContentToStore) or not isinstance(item, (UploadedFile, dict))
+        for item in items
+    )
+
+
+def answer_for_row(state: InstanceState[Any], value: object) -> None:
+    """Let the transaction of the session holding the row ``state`` (if any) answer for the
+    fresh uploads in ``value``, the row's new value or files added to it."""
+    session = state.session
+    if session is not None:
+        transaction = ledgers.current_boundary(session)
+        if transaction is not None:
+            answer_for(value, session, transaction)
+
+
 def answer_for(value: object, session: Any, transaction: SessionTransaction) -> None:
-    """Let ``transaction`` answer for ``value`` if it is a fresh upload nobody answers for."""
-    if isinstance(value, UploadedFile):
-        record = value.lifecycle
-        if record is not None:
-            record.answer_if_unanswered(ledgers.ledger(session, transaction))
+    """Let ``transaction`` answer for the fresh uploads nobody answers for in ``value`` (an
+    UploadedFile, or a list of them)."""
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    for item in items:
+        if isinstance(item, UploadedFile):
+            record = item.lifecycle
+            if record is not None:
+                record.answer_if_unanswered(ledgers.ledger(session, transaction))
 
 
 def make_flush_listeners(fields: dict[str, FileField]) -> dict[str, Callable[..., None]]:
@@ -109,18 +115,15 @@ def make_flush_listeners(fields: dict[str, FileField]) -> dict[str, Callable[...
             session, transaction = scope
             new = history.added[0] if history.added else None
             # What the row holds now, not what this session loaded: another transaction may
-            # have replaced it since, and that file is the one this update lets go of.
+            # have replaced it since, and those are the files this update lets go of.
             old = _select_current(mapper, connection, state, key)
             if new is not None:
                 new = _settle(new, old, state, key, field_type, session, transaction)
-            if isinstance(old, UploadedFile) and new is not None and new.path == old.path:
-                continue
             assert state.key is not None
             ref = row_ref(mapper, key, state.key[1])
-            if isinstance(old, UploadedFile):
-                ledgers.release(session, transaction, connection, ref, old.files)
-            if new is not None:
-                ledgers.register(connection, ref, new)
+            # The files the row held and holds no more go; those it did not hold join it.
+            ledgers.release(session, transaction, connection, ref, old, kept=new)
+            ledgers.register(connection, ref, new, old=old)
 
     def before_delete(mapper: Mapper[Any], connection: sa.Connection, target: object) -> None:
         state = instance_state(target)
@@ -128,9 +131,8 @@ def make_flush_listeners(fields: dict[str, FileField]) -> dict[str, Callable[...
         assert state.key is not None
         for key in fields:
             old = _select_current(mapper, connection, state, key)  # as in before_update
-            if isinstance(old, UploadedFile):
-                ref = row_ref(mapper, key, state.key[1])
-                ledgers.release(session, transaction, connection, ref, old.files)
+            ref = row_ref(mapper, key, state.key[1])
+            ledgers.release(session, transaction, connection, ref, old)
 
     return {
         "before_insert": before_insert,
@@ -156,45 +158,55 @@ def _settle(
     field_type: FileField,
     session: Session,
     transaction: SessionTransaction,
-) -> UploadedFile:
-    """Make sure the value about to be written belongs to this row alone; return it."""
-    if not isinstance(new, UploadedFile):
-        new = _written_over(state, key, new)
-    if not isinstance(new, UploadedFile):
+) -> Any:
+    """Make sure every file of the value about to be written (an UploadedFile, or a list of
+    them) belongs to this row alone; return the value, with copies where needed."""
+    new = _written_over(state, key, new)
+    try:
+        items = uploaded_files_in(new)
+    except UnsupportedContent:
         raise UnsupportedContent(
-            f"{state.class_.__name__}.{key} holds a {type(new).__name__}, not an UploadedFile"
-        )
-    record = new.lifecycle
-    if record is not None and record.discarded:
-        raise FileDiscarded(record.path)
-    if isinstance(old, UploadedFile) and old.path == new.path:
-        return new  # the row keeps the file it has
+            f"{state.class_.__name__}.{key} holds a {type(new).__name__}, not an UploadedFile "
+            "(or a list of them)"
+        ) from None
+    held = set(paths_held(old))
     found = ledgers.ledger(session, transaction)
-    if record is not None and record.claim_for_row(
-        state, key, found, lambda paths: ledgers.losing(session, transaction, paths)
-    ):
-        return new
-    # Another row holds this file (or will, or is losing it in this transaction): this row
-    # gets a copy of its own.
-    copy = storage_io(field_type.copy_of, new)
-    setattr(state.obj(), key, copy)  # the set listener attaches the copy to the transaction
-    copy_record = copy.lifecycle
-    assert copy_record is not None
-    claimed = copy_record.claim_for_row(state, key, found, lambda paths: False)
-    assert claimed
-    return copy  # type: ignore[no-any-return]
+    for index, item in enumerate(items):
+        record = item.lifecycle
+        if record is not None and record.discarded:
+            raise FileDiscarded(record.path)
+        if item.path in held:
+            continue  # the row keeps the file it has
+        if record is not None and record.claim_for_row(
+            state, key, found, lambda paths: ledgers.losing(session, transaction, paths)
+        ):
+            continue
+        # Another row holds this file (or will, or is losing it in this transaction): this row
+        # gets a copy of its own.
+        with validated_in(field_name(state.mapper, key)):
+            copy = storage_io(field_type.copy_of, item)
+        copy_record = copy.lifecycle
+        assert copy_record is not None
+        claimed = copy_record.claim_for_row(state, key, found, lambda paths: False)
+        assert claimed
+        if item is new:
+            new = copy
+            setattr(state.obj(), key, copy)
+        else:  # in the list being written, without a change event in the middle of the flush
+            list.__setitem__(new, index, copy)
+    return new
 
 
 def _written_over(state: InstanceState[Any], key: str, value: Any) -> Any:
-    """The UploadedFile the set listener made of ``value``, which the object's own
-    ``__setattr__`` wrote over it (SQLModel's Pydantic half stores what it was given after
-    SQLAlchemy's events ran), put back on the object; else ``value``."""
+    """The value the set listener made of ``value``, which the object's own ``__setattr__``
+    wrote over it (SQLModel's Pydantic half stores what it was given after SQLAlchemy's
+    events ran), put back on the object; else ``value``."""
     assigned = state.info.get(_WRITTEN_OVER, {}).pop(key, None)
     if assigned is None or assigned[0] is not value:
         return value
-    uploaded = assigned[1]
-    setattr(state.obj(), key, uploaded)
-    return uploaded
+    made = assigned[1]
+    setattr(state.obj(), key, made)
+    return made
 
 
 def _select_current(
@@ -212,4 +224,4 @@ def _select_current(
     return connection.execute(stmt).scalar()
 
 
-__all__ = ["answer_for", "make_flush_listeners", "make_set_listener"]
+__all__ = ["answer_for", "answer_for_row", "make_flush_listeners", "make_set_listener"]

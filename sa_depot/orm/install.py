@@ -26,6 +26,7 @@ from sa_depot.orm.flush_events import make_flush_listeners, make_set_listener
 from sa_depot.orm.mapped import (
     FileField,
     equipped_mappers,
+    field_name,
     forget_fields,
     is_file_column,
     record_fields,
@@ -79,9 +80,10 @@ def install_for_mapper(mapper: Mapper[Any], fields: dict[str, FileField]) -> Non
         installed: list[tuple[Any, str, Callable[..., Any]]] = []
         for key, field_type in fields.items():
             target = mapper.class_manager[key]
-            listener = make_set_listener(field_type)
+            listener = make_set_listener(field_type, field_name(mapper, key))
             event.listen(target, "set", listener, retval=True)
             installed.append((target, "set", listener))
+            installed.extend(field_type.instrument(target))  # after: it sees stored values
         for identifier, fn in make_flush_listeners(fields).items():
             event.listen(mapper, identifier, fn)
             installed.append((mapper, identifier, fn))

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sa_depot.database import journal, registry
 from sa_depot.database.provision import ensure_schema
 from sa_depot.database.references import forget_tables, referenced_paths
-from sa_depot.fields.upload import UploadedFile
+from sa_depot.fields.upload import paths_held, uploaded_files_in
 from sa_depot.manager import remove_paths
 from sa_depot.orm import records
 from sa_depot.orm.mapped import equipped_mappers, file_column, file_fields_of
@@ -130,18 +130,29 @@ def losing(session: Session, transaction: SessionTransaction, paths: Iterable[st
 
 
 # == what flushes and statements report ==========================================================
-def register(connection: sa.Connection, ref: registry.RowRef, value: UploadedFile) -> None:
-    """The row ``ref`` now holds the files of ``value``: a fresh upload's first row registers
-    them (:func:`~sa_depot.database.registry.register_new`); any other value attaches to
-    files that may be used elsewhere already (:func:`~sa_depot.database.registry.attach`)."""
-    if not value.files:
+def register(connection: sa.Connection, ref: registry.RowRef, value: Any, old: Any = None) -> None:
+    """The row ``ref`` now holds ``value`` (an UploadedFile, a list of them, or ``None``)
+    where it held ``old``: the files of ``value`` that ``old`` did not own join the registry.
+    A fresh upload's first row registers its files
+    (:func:`~sa_depot.database.registry.register_new`); any other descriptor attaches to files
+    that may be used elsewhere already (:func:`~sa_depot.database.registry.attach`)."""
+    held = set(paths_held(old))
+    fresh: list[str] = []
+    known: list[str] = []
+    for uploaded in uploaded_files_in(value):
+        paths = [p for p in uploaded.files if p not in held]
+        if not paths:
+            continue
+        held.update(paths)  # a file at two positions of a list is held once
+        record = uploaded.lifecycle
+        (fresh if record is not None and record.first_registration() else known).extend(paths)
+    if not (fresh or known):
         return
     ensure_schema(connection)
-    record = value.lifecycle
-    if record is not None and record.first_registration():
-        registry.register_new(connection, ref, value.files)
-    else:
-        registry.attach(connection, ref, value.files)
+    if fresh:
+        registry.register_new(connection, ref, fresh)
+    if known:
+        registry.attach(connection, ref, known)
 
 
 def release(
@@ -149,13 +160,17 @@ def release(
     transaction: SessionTransaction,
     connection: sa.Connection,
     ref: registry.RowRef,
-    paths: Sequence[str],
+    value: Any,
+    kept: Any = None,
 ) -> None:
-    """The row ``ref`` no longer holds ``paths``: the files nobody else uses are journaled
-    and removed once the transaction commits; files the registry does not know are left to
-    the collector."""
+    """The row ``ref`` no longer holds ``value`` (an UploadedFile, a list of them) but
+    ``kept``: the files of ``value`` that ``kept`` does not own are let go of. Those nobody
+    else uses are journaled and removed once the transaction commits; files the registry
+    does not know are checked in the columns after the commit."""
     found = ledger(session, transaction)
     found.connections.add(connection)
+    staying = set(paths_held(kept))
+    paths = [p for p in paths_held(value) if p not in staying]
     if not paths:
         return
     ensure_schema(connection)

@@ -9,12 +9,15 @@ the record with it.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper
 
 from sa_depot.database.registry import RowRef, row_key
+from sa_depot.exceptions import ValidationFailed
 
 _INFO_KEY = "sa_depot.file_fields"
 
@@ -28,6 +31,20 @@ class FileField(Protocol):
 
     #: Marks the type (SQLAlchemy types do not otherwise expose these methods).
     sa_depot_file_field: bool
+
+    def coerce(self, value: Any) -> Any:
+        """What assigning ``value`` (content, an UploadedFile, a descriptor dict; a list of
+        them for a file list) stores in the attribute: content is stored and validated, a
+        fresh upload made elsewhere is validated; raises ``ValidationFailed``."""
+
+    def coerce_items(self, values: Any) -> list[Any]:
+        """The UploadedFiles that adding ``values`` to a file list stores (as ``coerce``)."""
+
+    def instrument(self, attribute: Any) -> list[tuple[Any, str, Any]]:
+        """Install the attribute's own listeners; return them, to be removed on uninstall."""
+
+    def accept(self, uploaded: Any) -> None:
+        """Validate a fresh upload the column did not store itself (removed if it fails)."""
 
     def upload(self, content: Any) -> Any:
         """Store ``content`` as the column stores it; return its UploadedFile."""
@@ -86,8 +103,25 @@ def row_ref(mapper: Mapper[Any], key: str, primary_key: tuple[Any, ...] | None) 
     )
 
 
+def field_name(mapper: Mapper[Any], key: str) -> str:
+    """How errors name attribute ``key`` of ``mapper``'s class: ``'Document.content'``."""
+    return f"{mapper.class_.__name__}.{key}"
+
+
+@contextmanager
+def validated_in(name: str) -> Iterator[None]:
+    """Name the field ``name`` in a :class:`~sa_depot.exceptions.ValidationFailed` raised
+    in the block (the stream that found the violations does not know the field)."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        raise exc.in_field(name) from None
+
+
 __all__ = [
     "FileField",
+    "field_name",
+    "validated_in",
     "equipped_mappers",
     "file_column",
     "file_fields_of",

@@ -18,8 +18,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sa_depot.collector import collect
 from sa_depot.fields.interfaces import FileFilter
-from sa_depot.fields.sqlalchemy import UploadedFileField
-from sa_depot.fields.upload import UploadedFile
+from sa_depot.fields.sqlalchemy import UploadedFileField, UploadedFileListField
+from sa_depot.fields.upload import UploadedFile, uploaded_files_in
 from sa_depot.io.local import LocalFileStorage
 from sa_depot.manager import DepotManager
 from sa_depot.schema import pending_removals
@@ -75,6 +75,7 @@ def build(prefix: str, storage_dir: str) -> App:
         attachments: Mapped[list[Attachment]] = relationship(
             back_populates="document", cascade="all, delete-orphan"
         )
+        gallery: Mapped[list[UploadedFile]] = mapped_column(UploadedFileListField())
 
     class Attachment(Base):
         __tablename__ = f"{prefix}_attachments"
@@ -117,16 +118,16 @@ def audit(engine: sa.Engine, app: App) -> Audit:
     with engine.connect() as conn:
         for table, column in [
             (app.Document.__table__, "content"),
+            (app.Document.__table__, "gallery"),
             (app.Attachment.__table__, "file"),
         ]:
             for (value,) in conn.execute(sa.select(table.c[column])):
-                result.rows += 1
-                if value is None:
-                    continue
-                referenced.update(value.files)
-                if not _reads_back(value):
-                    result.missing.append(value.path)
-                result.missing.extend(p for p in value.files[1:] if not _exists(p))
+                result.rows += int(column != "gallery")
+                for uploaded in uploaded_files_in(value):
+                    referenced.update(uploaded.files)
+                    if not _reads_back(uploaded):
+                        result.missing.append(uploaded.path)
+                    result.missing.extend(p for p in uploaded.files[1:] if not _exists(p))
         if sa.inspect(conn).has_table(pending_removals.name):
             result.journal_rows = conn.execute(
                 sa.select(sa.func.count()).select_from(pending_removals)

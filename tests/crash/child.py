@@ -104,6 +104,17 @@ def run(scenario: str, engine: sa.Engine, app: App) -> None:
                 session.add(app.Document(name="nested", content=b"nested"))
             session.flush()
             ready_and_wait()
+        elif scenario == "list_append_before_commit":
+            seed(session, app, 0).gallery.extend([b"first item", b"second item"])
+            session.flush()
+            ready_and_wait()
+        elif scenario == "list_remove_after_commit":
+            doc = seed(session, app, 0)
+            doc.gallery.extend([b"first item", b"second item"])
+            session.commit()
+            block_removals_after_commit()
+            del doc.gallery[0]
+            session.commit()
         else:
             raise SystemExit(f"unknown scenario {scenario!r}")
     raise SystemExit(f"scenario {scenario!r} finished without being killed")

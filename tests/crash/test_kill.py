@@ -116,6 +116,10 @@ SCENARIOS = [
         journal=6,
         orphans_outside_journal=0,
     ),
+    # A file list: items appended and flushed, then killed (orphans); an item removed and
+    # committed, then killed before its file is removed (the journal lists it).
+    Scenario("list_append_before_commit", ALL, ALL, SEEDS, journal=0, orphans_outside_journal=2),
+    Scenario("list_remove_after_commit", ALL, ALL, SEEDS, journal=1, orphans_outside_journal=0),
     # Killed while streaming a 64 MiB file (8 MiB written): a partial blob on disk.
     Scenario("mid_upload", ALL, ALL, SEEDS, journal=0, orphans_outside_journal=0, leftovers=True),
 ]
