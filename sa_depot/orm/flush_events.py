@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction
 from sqlalchemy.orm.base import instance_state
 
-from sa_depot.exceptions import FileDiscarded, UnsupportedContent
+from sa_depot.exceptions import FileDiscarded, UnsupportedContent, WrongUploadType
 from sa_depot.fields.upload import ContentToStore, UploadedFile
 from sa_depot.orm import ledgers
 from sa_depot.orm.mapped import FileField, file_column, row_ref
@@ -34,6 +34,13 @@ def make_set_listener(field_type: FileField) -> Callable[..., Any]:
         if value is None:
             return None
         if isinstance(value, ContentToStore):  # UploadedFile.of(content): store it now
+            if not issubclass(field_type.upload_type, value.upload_type):
+                # the type checker was told the attribute holds a value.upload_type
+                raise WrongUploadType(
+                    field_type.upload_type,
+                    value.upload_type,
+                    advice=f"assign {field_type.upload_type.__name__}.of(content)",
+                )
             uploaded = field_type.upload(value.as_content())
         elif isinstance(value, UploadedFile):
             uploaded = value

@@ -29,6 +29,9 @@ class FileField(Protocol):
     #: Marks the type (SQLAlchemy types do not otherwise expose these methods).
     sa_depot_file_field: bool
 
+    #: The class of the descriptors the column holds (``UploadedFile`` or a subclass).
+    upload_type: type[Any]
+
     def upload(self, content: Any) -> Any:
         """Store ``content`` as the column stores it; return its UploadedFile."""
 
