@@ -7,12 +7,16 @@
         id: Mapped[int] = mapped_column(primary_key=True)
         content: Mapped[UploadedFile | None] = mapped_column(UploadedFileField())
 
-    doc = Document(content=b"...")        # or a file object, a FileIntent, an upload
+    doc = Document(content=UploadedFile.of(b"..."))  # or a file, a FileIntent, an upload
     session.add(doc)
-    session.commit()                      # the file is kept
-    doc.content = open("v2.pdf", "rb")    # replaced: the old file goes after the commit
+    session.commit()  # the file is kept
+    doc.content = UploadedFile.of(open("v2.pdf", "rb"))  # the old file goes at the commit
     session.delete(doc)
-    session.commit()                      # deleted: the file goes too
+    session.commit()  # deleted: the files go too
+
+:meth:`UploadedFile.of <sa_depot.fields.upload.UploadedFile.of>` types the content as the
+attribute's ``UploadedFile`` for type checkers; code that is not type-checked may assign the
+content itself (``doc.content = b"..."``), which stores it the same way.
 
 The descriptor is stored as JSON: ``JSONB`` on PostgreSQL, ``JSON`` on MySQL and MariaDB, and
 text elsewhere. Values written by filedepot (JSON text in a ``VARCHAR``/``TEXT`` column) load
