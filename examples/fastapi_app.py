@@ -4,6 +4,7 @@ DATABASE_URL=postgresql+asyncpg://localhost/app uvicorn examples.fastapi_app:app
 """
 
 import os
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from html import escape
 
@@ -39,7 +40,7 @@ class DocumentOut(BaseModel):
     content: UploadedFile  # {url, filename, content_type, content_length, checksum}
 
 
-async def create_tables(app: FastAPI):
+async def create_tables(app: FastAPI) -> AsyncGenerator[None]:
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
     yield
@@ -50,13 +51,13 @@ app.mount("/files", asgi.make_app(root_path="/files"))  # downloads: Range, neve
 
 
 @app.get("/documents", response_model=list[DocumentOut])
-async def documents():
+async def documents() -> Sequence[Document]:
     async with Session() as session:
         return (await session.scalars(sa.select(Document).order_by(Document.id))).all()
 
 
 @app.post("/documents", response_model=DocumentOut, status_code=201)
-async def upload(file: UploadFile):
+async def upload(file: UploadFile) -> Document:
     content = await aio.store(file, field=Document.content)  # in a worker thread
     async with Session() as session, session.begin():  # kept on commit, removed on rollback
         session.add(document := Document(content=content))

@@ -10,6 +10,7 @@ from html import escape
 import sqlalchemy as sa
 from flask import Flask, redirect, request
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from werkzeug.wrappers import Response
 
 from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
@@ -49,14 +50,14 @@ def index() -> str:
 
 
 @app.post("/")
-def upload():
+def upload() -> Response:
     with Session(engine) as session, session.begin():  # the file lives and dies with the row
         session.add(Document(content=request.files["file"]))
     return redirect("/", 303)
 
 
 @app.post("/<int:document_id>/delete")
-def delete(document_id: int):
+def delete(document_id: int) -> Response:
     with Session(engine) as session, session.begin():  # its file goes after the commit
         session.delete(session.get_one(Document, document_id))
     return redirect("/", 303)

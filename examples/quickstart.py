@@ -23,7 +23,7 @@ def main() -> None:
         stored = depot.get(file_id)
         print(
             f"created {file_id}: {stored.filename!r}, {stored.content_type}, "
-            f"{stored.content_length} bytes, sha256 {stored.checksum[:12]}..."
+            f"{stored.content_length} bytes, sha256 {(stored.checksum or '')[:12]}..."
         )
         print(f"  content: {stored.read()!r}")
         stored.close()

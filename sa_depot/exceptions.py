@@ -121,15 +121,20 @@ class WrongUploadType(DepotError, ValueError):
     """A column was given a descriptor that is not of its ``upload_type`` (a plain
     UploadedFile for an ``UploadedImageWithThumb`` column): it lacks what the column's rows
     promise (a thumbnail...). Assign the content itself, or a descriptor of that type.
-    filedepot raised ``ValueError`` too."""
+    filedepot raised ``ValueError`` too. Also raised, at the assignment, for content typed by
+    ``SomeType.of(content)`` as a class the column does not make (``UploadedImageWithThumb.of``
+    for a plain column): the attribute could not hold what its type checker was told."""
 
-    def __init__(self, expected: type, given: type) -> None:
+    def __init__(self, expected: type, given: type, *, advice: str | None = None) -> None:
         self.expected = expected
         self.given = given
+        if advice is None:
+            advice = (
+                f"assign the content itself (bytes, a file, an upload) so that the column "
+                f"makes a {expected.__name__}, or build one yourself"
+            )
         super().__init__(
-            f"this column stores {expected.__name__} descriptors, not {given.__name__}: assign "
-            f"the content itself (bytes, a file, an upload) so that the column makes a "
-            f"{expected.__name__}, or build one yourself"
+            f"this column stores {expected.__name__} descriptors, not {given.__name__}: {advice}"
         )
 
 

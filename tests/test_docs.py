@@ -3,7 +3,9 @@
 The examples of one docs page run in order, in one fresh interpreter (a page may build on its
 own earlier blocks), in a temporary working directory. Each README example runs on its own, in
 a fresh interpreter: a reader copies one block, not the page. Fences marked ```text, ```ini or
-```bash are not executed: use them for configuration that needs a server.
+```bash are not executed: use them for configuration that needs a server. A block that shows a
+whole file of examples/ verbatim is that program, not a step of the page: tests/examples runs
+it in a real server (and tests/test_docs_typing.py checks it as a file of its own).
 """
 
 from __future__ import annotations
@@ -19,8 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 _FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
+#: The programs of examples/, which pages may show verbatim.
+EXAMPLE_FILES = sorted((ROOT / "examples").glob("*.py"))
+_EXAMPLE_SOURCES = {path.read_text(encoding="utf-8") for path in EXAMPLE_FILES}
+
+
 def python_blocks(page: Path) -> list[str]:
-    return _FENCE.findall(page.read_text(encoding="utf-8"))
+    """The page's ```python blocks, but those showing a file of examples/ verbatim."""
+    blocks = _FENCE.findall(page.read_text(encoding="utf-8"))
+    return [block for block in blocks if block not in _EXAMPLE_SOURCES]
 
 
 README = ROOT / "README.md"

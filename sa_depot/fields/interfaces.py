@@ -17,6 +17,7 @@ import abc
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
+from sa_depot.io.interfaces import StoredFile
 from sa_depot.manager import DepotManager
 
 
@@ -79,8 +80,8 @@ class DepotFileInfo(dict[str, Any]):
         raise NotImplementedError
 
     @property
-    def file(self) -> Any:
-        """The stored file, open for reading (a :class:`~sa_depot.io.interfaces.StoredFile`)."""
+    def file(self) -> StoredFile:
+        """The stored file, open for reading: close it (it is a context manager)."""
         raise NotImplementedError
 
     @property

@@ -10,14 +10,18 @@ list of them).
         content: Mapped[UploadedFile | None] = mapped_column(UploadedFileField())
         attachments: Mapped[list[UploadedFile]] = mapped_column(UploadedFileListField())
 
-    doc = Document(content=b"...")        # or a file object, a FileIntent, an upload
-    doc.attachments.append(b"...")        # a list changed in place: no reassignment needed
+    doc = Document(content=UploadedFile.of(b"..."))  # or a file, a FileIntent, an upload
+    doc.attachments.append(b"...")  # a list changed in place: no reassignment needed
     session.add(doc)
-    session.commit()                      # the files are kept
-    doc.content = open("v2.pdf", "rb")    # replaced: the old file goes after the commit
-    del doc.attachments[0]                # removed: its file goes after the commit
+    session.commit()  # the files are kept
+    doc.content = UploadedFile.of(open("v2.pdf", "rb"))  # the old file goes at the commit
+    del doc.attachments[0]  # removed: its file goes after the commit
     session.delete(doc)
-    session.commit()                      # deleted: the files go too
+    session.commit()  # deleted: the files go too
+
+:meth:`UploadedFile.of <sa_depot.fields.upload.UploadedFile.of>` types the content as the
+attribute's ``UploadedFile`` for type checkers; code that is not type-checked may assign the
+content itself (``doc.content = b"..."``), which stores it the same way.
 
 The descriptor (a list of them for a file list) is stored as JSON: ``JSONB`` on PostgreSQL,
 ``JSON`` on MySQL and MariaDB, and text elsewhere. Values written by filedepot (JSON text in a
@@ -121,6 +125,13 @@ class FileColumn(TypeDecorator[_T]):
         :raises ValidationFailed: the content broke a validator; nothing was stored.
         """
         if isinstance(value, ContentToStore):  # UploadedFile.of(content): store it now
+            if not issubclass(self.upload_type, value.upload_type):
+                # the type checker was told the attribute holds a value.upload_type
+                raise WrongUploadType(
+                    self.upload_type,
+                    value.upload_type,
+                    advice=f"assign {self.upload_type.__name__}.of(content)",
+                )
             return self.upload(value.as_content())
         if isinstance(value, UploadedFile):
             record = value.lifecycle

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sa_depot import descriptor
 from sa_depot.exceptions import ConfigurationError, UnsupportedContent
@@ -53,6 +53,8 @@ from sa_depot.orm.records import UploadRecord
 
 #: filedepot's format of ``uploaded_at``.
 UPLOADED_AT_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+_Descriptor = TypeVar("_Descriptor", bound="UploadedFile")
 
 
 class UploadedFile(DepotFileInfo):
@@ -74,24 +76,35 @@ class UploadedFile(DepotFileInfo):
 
     @classmethod
     def of(
-        cls, content: Any, filename: str | None = None, content_type: str | None = None
-    ) -> UploadedFile:
+        cls: type[_Descriptor],
+        content: Any,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> _Descriptor:
         """``content`` (bytes, a binary file object, a :class:`~sa_depot.io.utils.FileIntent`,
-        a web framework's upload, a stored file), typed as an UploadedFile, for assignment::
+        a web framework's upload, a stored file), typed as this class, for assignment::
 
             doc.content = UploadedFile.of(b"new content")
             doc.content = UploadedFile.of(request.files["upload"])
             doc.content = UploadedFile.of(data, "report.csv", "text/csv")
+            photo.avatar = UploadedImageWithThumb.of(image)  # Mapped[UploadedImageWithThumb]
 
         It stores nothing yet: the attribute it is assigned to stores it as assigning the
         content itself would (the column's storage, upload type and filters), so the assignment
-        reads and behaves like ``doc.content = b"new content"`` and passes ``mypy --strict``,
-        which refuses bytes for a ``Mapped[UploadedFile | None]``. ``filename`` and
+        reads and behaves like ``doc.content = b"new content"`` and passes ``mypy --strict``
+        and pyright, which refuse bytes for a ``Mapped[UploadedFile | None]``. ``filename`` and
         ``content_type`` override what the content carries (as a FileIntent would).
-        Written anywhere else (a Core statement), it raises
-        :class:`~sa_depot.exceptions.UnsupportedContent`: use ``UploadedFile(content)`` there.
+
+        Call it on the column's ``upload_type`` or a base class of it: the attribute then holds
+        an instance of the class it was called on, as its type says. Assigned to a column
+        whose ``upload_type`` is not that class or a subclass, it raises
+        :class:`~sa_depot.exceptions.WrongUploadType` and stores nothing. Written anywhere else
+        (a Core statement), it raises :class:`~sa_depot.exceptions.UnsupportedContent`: use
+        ``UploadedFile(content)`` there.
         """
-        return ContentToStore(content, filename, content_type)
+        # Typed as ``cls``: what the attribute holds once it has stored the content. The
+        # object itself only waits for that assignment.
+        return cast(_Descriptor, ContentToStore(content, filename, content_type, upload_type=cls))
 
     # -- building ----------------------------------------------------------------------------
     def process_content(
@@ -256,10 +269,15 @@ class ContentToStore(UploadedFile):
     """Content waiting for the ``UploadedFileField`` attribute it is assigned to, which stores
     it (made by :meth:`UploadedFile.of`). It describes no stored file."""
 
-    __slots__ = ("content", "content_type_given", "filename_given")
+    __slots__ = ("content", "content_type_given", "filename_given", "upload_type")
 
     def __init__(
-        self, content: Any, filename: str | None = None, content_type: str | None = None
+        self,
+        content: Any,
+        filename: str | None = None,
+        content_type: str | None = None,
+        *,
+        upload_type: type[UploadedFile] = UploadedFile,
     ) -> None:
         dict.__init__(self)
         for name, value in (
@@ -269,6 +287,7 @@ class ContentToStore(UploadedFile):
             ("content", content),
             ("filename_given", filename),
             ("content_type_given", content_type),
+            ("upload_type", upload_type),  # the class it was typed as: the column must make one
         ):
             object.__setattr__(self, name, value)
 

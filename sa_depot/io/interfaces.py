@@ -151,10 +151,12 @@ def seek_target(offset: int, whence: int, current: int, end: int) -> int:
     return position
 
 
-class StoredFile(io.RawIOBase):
+class StoredFile(io.RawIOBase, BinaryIO):
     """A file read back from a storage: a readable binary stream with its metadata.
 
-    It is a context manager and must be closed. ``seekable()`` tells whether the backend can
+    It is a ``typing.BinaryIO`` too, so that type checkers accept it wherever a binary file is
+    expected (Pillow's ``Image.open``, ``zipfile.ZipFile``, ``shutil.copyfileobj``). It is a
+    context manager and must be closed. ``seekable()`` tells whether the backend can
     seek (local, memory, S3 through ranged GETs and GridFS can).
 
     Backends implement :meth:`readinto` (or :meth:`read`), and ``seek``/``tell`` where they can.
@@ -177,6 +179,11 @@ class StoredFile(io.RawIOBase):
     def name(self) -> str | None:
         """The original filename (filedepot calls it ``name`` too)."""
         return self.info.filename
+
+    @property
+    def mode(self) -> str:
+        """``'rb'``: a stored file reads as bytes, like a file opened with ``open(path, 'rb')``."""
+        return "rb"
 
     @property
     def content_type(self) -> str:

@@ -32,6 +32,9 @@ class FileField(Protocol):
     #: Marks the type (SQLAlchemy types do not otherwise expose these methods).
     sa_depot_file_field: bool
 
+    #: The class of the descriptors the column holds (``UploadedFile`` or a subclass).
+    upload_type: type[Any]
+
     def coerce(self, value: Any) -> Any:
         """What assigning ``value`` (content, an UploadedFile, a descriptor dict; a list of
         them for a file list) stores in the attribute: content is stored and validated, a

@@ -6,21 +6,24 @@ filters), so that typed models (``Mapped[UploadedFile | None]``) assign content 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from PIL import Image
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from starlette.datastructures import Headers
 from starlette.datastructures import UploadFile as StarletteUpload
 from werkzeug.datastructures import FileStorage as WerkzeugUpload
 
-from sa_depot.exceptions import UnsupportedContent
+from sa_depot.exceptions import UnsupportedContent, WrongUploadType
+from sa_depot.fields.specialized.image import UploadedImageWithThumb
+from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.utils import FileIntent
-from tests.orm.conftest import Depot, Models
+from tests.orm.conftest import Depot, Models, unique
 
 DATA = b"%PDF-1.7 typed content"
 
@@ -114,3 +117,58 @@ def test_outside_an_attribute_it_is_refused_and_stores_nothing(
     with Session(engine) as session, pytest.raises(UnsupportedContent, match="UploadedFile"):
         session.execute(sa.update(models.Document).values(content=UploadedFile.of(b"x")))
     assert depot.stored() == set()
+
+
+def _png() -> bytes:
+    output = io.BytesIO()
+    Image.new("RGB", (40, 30), "teal").save(output, "PNG")
+    return output.getvalue()
+
+
+@pytest.fixture
+def Avatar(engine: sa.Engine, depot: Depot) -> Iterator[Any]:
+    class Base(DeclarativeBase):
+        pass
+
+    class Avatar(Base):
+        __tablename__ = unique("avatars")
+        id: Mapped[int] = mapped_column(primary_key=True)
+        image: Mapped[UploadedImageWithThumb | None] = mapped_column(
+            UploadedFileField(upload_type=UploadedImageWithThumb)
+        )
+
+    Base.metadata.create_all(engine)
+    yield Avatar
+    Base.metadata.drop_all(engine)
+    Base.registry.dispose()
+
+
+@pytest.mark.parametrize("typed_as", [UploadedImageWithThumb, UploadedFile])
+def test_of_called_on_the_column_type_or_a_base_stores_the_column_type(
+    engine: sa.Engine, Avatar: Any, depot: Depot, typed_as: type[UploadedFile]
+) -> None:
+    with Session(engine) as session:
+        avatar = Avatar()
+        avatar.image = typed_as.of(_png(), "face.png")
+        session.add(avatar)
+        session.commit()
+        image = avatar.image
+        assert isinstance(image, UploadedImageWithThumb)  # what the type checker was told
+        assert image.filename == "face.png" and image["thumb_path"] in image.files
+        assert depot.stored() == set(image.files)
+
+
+def test_of_called_on_a_type_the_column_does_not_make_is_refused_before_storing(
+    engine: sa.Engine, models: Models, depot: Depot
+) -> None:
+    with Session(engine) as session:
+        doc = models.Document(name="plain", content=b"kept")
+        session.add(doc)
+        session.commit()
+        kept = doc.content
+        # the type checker would believe doc.content is an UploadedImageWithThumb
+        with pytest.raises(WrongUploadType, match=r"assign UploadedFile\.of\(content\)"):
+            doc.content = UploadedImageWithThumb.of(_png())
+        assert doc.content is kept
+        session.commit()
+    assert kept is not None and depot.stored() == set(kept.files)

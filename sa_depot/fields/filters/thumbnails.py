@@ -23,7 +23,6 @@ from typing import IO, Any
 
 from sa_depot.exceptions import ConfigurationError, UnsupportedContent
 from sa_depot.fields.interfaces import DepotFileInfo, FileFilter
-from sa_depot.io.interfaces import StoredFile
 
 #: Files larger than this are spooled to disk, not memory, while Pillow reads them.
 SPOOL_LIMIT = 8 * 1024 * 1024
@@ -39,9 +38,7 @@ def _pillow() -> Any:
     return Image
 
 
-def make_thumbnail(
-    source: IO[bytes] | StoredFile, size: tuple[int, int], image_format: str
-) -> bytes:
+def make_thumbnail(source: IO[bytes], size: tuple[int, int], image_format: str) -> bytes:
     """Read an image from ``source`` and return a thumbnail fitting in ``size``, encoded in
     ``image_format`` (a Pillow format name: ``'PNG'``, ``'JPEG'``, ``'WEBP'``...)."""
     image_module = _pillow()
