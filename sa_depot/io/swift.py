@@ -501,26 +501,37 @@ class SwiftStorage(FileStorage):
         return SwiftStoredFile(self, self._info_from(file_id, headers), headers, body)
 
     def _get(self, file_id: str, headers: dict[str, str]) -> tuple[dict[str, str], Any]:
-        try:
-            found: tuple[dict[str, str], Any] = self.connection.get_object(
-                self.container,
-                self.key(file_id),
-                resp_chunk_size=self.chunk_size,
-                headers=headers,
-            )
-        except Exception as exc:
-            if self._is_not_found(exc):
-                self._confirm_container()
-                raise FileNotFound(self.description, file_id) from exc
-            if getattr(exc, "http_status", None) == 412:
-                raise StorageError(
-                    self.description,
-                    f"reading file {file_id!r} failed: the file was replaced while it was being "
-                    "read; open it again",
-                ) from exc
-            self._raise(exc, "read", file_id)
-        self._container_ready = True
-        return found
+        # An object server answers 404 when an overwrite removes the version a GET was about
+        # to open (it lists the object's directory, then opens the newest file). A cluster's
+        # proxy hides this by asking another replica; with one replica, asking again does.
+        for attempt in (1, 2):
+            try:
+                found: tuple[dict[str, str], Any] = self.connection.get_object(
+                    self.container,
+                    self.key(file_id),
+                    resp_chunk_size=self.chunk_size,
+                    headers=headers,
+                )
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if attempt == 1 and self._is_not_found(exc):
+                    continue
+                self._read_failed(exc, file_id)
+            self._container_ready = True
+            return found
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _read_failed(self, exc: BaseException, file_id: str) -> NoReturn:
+        """Raise the error a failed GET of ``file_id`` means."""
+        if self._is_not_found(exc):
+            self._confirm_container()
+            raise FileNotFound(self.description, file_id) from exc
+        if getattr(exc, "http_status", None) == 412:
+            raise StorageError(
+                self.description,
+                f"reading file {file_id!r} failed: the file was replaced while it was being "
+                "read; open it again",
+            ) from exc
+        self._raise(exc, "read", file_id)
 
     def _delete(self, file_id: str) -> None:
         # Swift's multipart-manifest=delete removes a manifest and its segments, but refuses
