@@ -18,7 +18,8 @@ Pydantic.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -26,13 +27,31 @@ if TYPE_CHECKING:
     from pydantic import GetJsonSchemaHandler
     from pydantic.json_schema import JsonSchemaValue
 
-    from sa_depot.fields.upload import UploadedFile
+
+_T = TypeVar("_T")
+
+
+class PublicFile(Protocol):
+    """What :func:`public_view` reads of an UploadedFile (this module does not import that
+    class: the class imports this module)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def filename(self) -> str | None: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def checksum(self) -> str | None: ...
+
 
 #: The keys of :func:`public_view`, in order.
 PUBLIC_KEYS = ("url", "filename", "content_type", "content_length", "checksum")
 
 
-def public_view(uploaded: UploadedFile) -> dict[str, Any]:
+def public_view(uploaded: PublicFile) -> dict[str, Any]:
     """What a client may see of ``uploaded``: ``{"url", "filename", "content_type",
     "content_length", "checksum"}`` (length in bytes, checksum the hex SHA-256; both ``None``
     for files filedepot stored). Raises
@@ -47,7 +66,7 @@ def public_view(uploaded: UploadedFile) -> dict[str, Any]:
     }
 
 
-def core_schema_for(cls: type[UploadedFile]) -> core_schema.CoreSchema:
+def core_schema_for(cls: type[Any]) -> core_schema.CoreSchema:
     """The Pydantic core schema of ``cls`` (an UploadedFile class): instances only, serialised
     as :func:`public_view`."""
     serialized = core_schema.typed_dict_schema(
@@ -101,8 +120,8 @@ def json_schema_for(
     }
 
 
-def _instance_of(cls: type[UploadedFile]) -> Any:
-    def validate(value: Any) -> UploadedFile:
+def _instance_of(cls: type[_T]) -> Callable[[Any], _T]:
+    def validate(value: Any) -> _T:
         if isinstance(value, cls):
             return value
         raise PydanticCustomError(
