@@ -20,17 +20,20 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, overload
 
 from sqlalchemy.orm import InstrumentedAttribute
 
 from sa_depot.direct import s3
 from sa_depot.direct.tokens import DirectUpload, TokenSigner, claims_of
 from sa_depot.exceptions import ConfigurationError, UploadRefused, ValidationFailed, Violation
+from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.boto3 import S3Storage
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
 from sa_depot.orm.mapped import file_column
+
+_Upload = TypeVar("_Upload", bound=UploadedFile)
 
 #: A token lives this long by default (seconds): long enough for a large upload.
 DEFAULT_EXPIRES_IN = 3600
@@ -153,6 +156,20 @@ class DirectUploads:
         :raises UploadRefused: ``'forged'`` or ``'expired'``.
         """
         return self.signer.load(token, now)
+
+    @overload
+    def attachment(self, token: str) -> UploadedFile: ...
+    @overload
+    def attachment(self, token: str, upload_type: type[_Upload]) -> _Upload: ...
+    def attachment(self, token: str, upload_type: type[UploadedFile] = UploadedFile) -> Any:
+        """:meth:`receive`, typed as the ``upload_type`` the attribute holds once the flush
+        attached the staged object (as :meth:`UploadedFile.of <sa_depot.fields.upload.
+        UploadedFile.of>` types content), so that ``doc.content = uploads.attachment(token)``
+        passes ``mypy --strict`` and pyright.
+
+        :raises UploadRefused: ``'forged'`` or ``'expired'``.
+        """
+        return self.receive(token)
 
     # -- slots -------------------------------------------------------------------------------
     def presigned_put(
