@@ -36,7 +36,13 @@ from sa_depot.database.provision import ensure_schema
 from sa_depot.database.schema import files, pending_removals
 from sa_depot.direct.slots import DirectUploads, bound_field_name
 from sa_depot.direct.tokens import PREFIX, DirectUpload
-from sa_depot.exceptions import FileNotFound, UploadRefused, ValidationFailed, Violation
+from sa_depot.exceptions import (
+    FileNotFound,
+    UnsupportedContent,
+    UploadRefused,
+    ValidationFailed,
+    Violation,
+)
 from sa_depot.fields.upload import UPLOADED_AT_FORMAT, UploadedFile
 from sa_depot.io.content_types import SNIFF_BYTES
 from sa_depot.io.interfaces import utcnow
@@ -96,6 +102,19 @@ def staged_file(column_type: Any, value: object) -> UploadedFile:
     )
     uploaded._record = StagedRecord(upload, column_type.validation, uploaded)
     return uploaded
+
+
+def refuse_unverified(record: object) -> None:
+    """Refuse to write a direct upload that no flush verified (an UploadedFile taken from an
+    attribute a token was assigned to, then written by a statement).
+
+    :raises UnsupportedContent: ``record`` is such an upload's.
+    """
+    if isinstance(record, StagedRecord) and not record.verified:
+        raise UnsupportedContent(
+            "a direct upload is attached by assigning its token to a mapped attribute and "
+            "flushing the row, which verifies the uploaded object; a statement cannot write it"
+        )
 
 
 def _configured(token: str) -> DirectUpload:
@@ -258,4 +277,4 @@ def _check_size(upload: DirectUpload, length: int | None) -> None:
         )
 
 
-__all__ = ["StagedRecord", "is_upload_token", "staged_file"]
+__all__ = ["StagedRecord", "is_upload_token", "refuse_unverified", "staged_file"]

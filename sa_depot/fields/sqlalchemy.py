@@ -45,7 +45,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.base import instance_state
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from sa_depot.direct.staging import is_upload_token, staged_file
+from sa_depot.direct.staging import is_upload_token, refuse_unverified, staged_file
 from sa_depot.exceptions import (
     FileDiscarded,
     UnsupportedContent,
@@ -172,6 +172,7 @@ class FileColumn(TypeDecorator[_T]):
         :raises ValidationFailed: the file broke a validator; it was removed.
         """
         record = uploaded.lifecycle
+        refuse_unverified(record)  # a direct upload: only a flush of its row attaches it
         if not self.validation or record is None or self.validation.has_passed(record):
             return
         if record.state is not records.UploadState.PENDING:
