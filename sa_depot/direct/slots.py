@@ -24,11 +24,13 @@ from typing import Any, ClassVar, TypeVar, overload
 
 from sqlalchemy.orm import InstrumentedAttribute
 
-from sa_depot.direct import s3
+from sa_depot.direct import azure, gcs, s3
 from sa_depot.direct.tokens import DirectUpload, TokenSigner, claims_of
 from sa_depot.exceptions import ConfigurationError, UploadRefused, ValidationFailed, Violation
 from sa_depot.fields.upload import UploadedFile
+from sa_depot.io.azure import AzureBlobStorage
 from sa_depot.io.boto3 import S3Storage
+from sa_depot.io.gcs import GCSStorage
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
 from sa_depot.orm.mapped import file_column
@@ -181,12 +183,14 @@ class DirectUploads:
         size: int | None = None,
         checksum: str | None = None,
     ) -> UploadSlot:
-        """A slot for one PUT of the whole file (up to 5 GiB).
+        """A slot for one PUT of the whole file: to S3 (up to 5 GiB), Google Cloud Storage
+        (a V4 signed URL) or Azure Blob Storage (a create-and-write SAS, up to 5,000 MiB).
 
         :param attribute: the mapped file attribute (``Document.content``).
         :param filename: the client's filename, kept in the descriptor.
         :param content_type: the type the client declares (signed: the PUT must send it).
-        :param size: the exact size in bytes, if known (signed too: S3 refuses another).
+        :param size: the exact size in bytes, if known (S3 signs it and refuses another;
+            elsewhere the flush checks it).
         :param checksum: the hex SHA-256 the client declares; the flush checks it.
         :raises ValidationFailed: ``size`` breaks the field's size limits.
         :raises UploadRefused: ``'unsupported'``: the field's storage offers no presigned
@@ -196,9 +200,14 @@ class DirectUploads:
         content_type = content_type or "application/octet-stream"
         file_id = _new_file_id()
         expires = self._expiry()
-        signed = s3.presigned_put(
-            self._s3(target), file_id, content_type, size, self._url_lifetime(expires)
-        )
+        lifetime = self._url_lifetime(expires)
+        storage = target.storage
+        if isinstance(storage, GCSStorage):
+            signed = gcs.presigned_put(storage, file_id, content_type, lifetime)
+        elif isinstance(storage, AzureBlobStorage):
+            signed = azure.presigned_put(storage, file_id, content_type, lifetime)
+        else:
+            signed = s3.presigned_put(self._s3(target), file_id, content_type, size, lifetime)
         token = self._token(target, file_id, expires, filename, content_type, size, checksum)
         return UploadSlot(token, "PUT", signed["url"], headers=signed["headers"], expires=expires)
 
@@ -331,7 +340,8 @@ class DirectUploads:
         raise UploadRefused(
             "unsupported",
             f"{target.name} stores files in {target.storage.description}, which offers no "
-            "presigned uploads here (S3 storages do): upload to the application instead",
+            "presigned POST or multipart uploads here (S3 storages do; Google Cloud Storage "
+            "and Azure take presigned PUTs): upload to the application instead",
         )
 
     def _multipart(self, token: str, upload_id: str) -> tuple[DirectUpload, S3Storage]:
