@@ -4,7 +4,9 @@ that would write them unverified."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -150,3 +152,32 @@ def test_uppy_endpoints(session: Session, s3_depot: S3Storage, uploads: DirectUp
     )
     assert status == 200 and params["method"] == "POST" and params["token"]
     assert set(params) >= {"url", "fields", "headers"}
+
+
+def test_an_async_session_verifies_off_the_event_loop(
+    tmp_path: Path, s3_depot: S3Storage, uploads: DirectUploads
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    slot = uploads.presigned_put(Document.content, content_type="text/plain")
+    put(slot, b"async")
+
+    async def attach() -> UploadedFile | None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'async.sqlite'}")
+        async with engine.begin() as connection:
+            await connection.run_sync(schema.metadata.create_all)
+            await connection.run_sync(Base.metadata.create_all)
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            doc = Document(content=slot.token)
+            session.add(doc)
+            await session.commit()
+            content = doc.content
+            session.add(Document(content=slot.token))
+            with pytest.raises(UploadRefused):
+                await session.flush()
+            await session.rollback()
+        await engine.dispose()
+        return content
+
+    content = asyncio.run(attach())
+    assert content is not None and read(content) == b"async"
