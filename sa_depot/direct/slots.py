@@ -30,6 +30,7 @@ from sa_depot.exceptions import ConfigurationError, UploadRefused, ValidationFai
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.azure import AzureBlobStorage
 from sa_depot.io.boto3 import S3Storage
+from sa_depot.io.content_types import type_from_filename
 from sa_depot.io.gcs import GCSStorage
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
@@ -197,7 +198,7 @@ class DirectUploads:
             uploads, or the field has filters (they need the content).
         """
         target = self._field(attribute, size)
-        content_type = content_type or "application/octet-stream"
+        declared, content_type = content_type, _wire_type(content_type, filename)
         file_id = _new_file_id()
         expires = self._expiry()
         lifetime = self._url_lifetime(expires)
@@ -208,7 +209,7 @@ class DirectUploads:
             signed = azure.presigned_put(storage, file_id, content_type, lifetime)
         else:
             signed = s3.presigned_put(self._s3(target), file_id, content_type, size, lifetime)
-        token = self._token(target, file_id, expires, filename, content_type, size, checksum)
+        token = self._token(target, file_id, expires, filename, declared, size, checksum)
         return UploadSlot(token, "PUT", signed["url"], headers=signed["headers"], expires=expires)
 
     def presigned_post(
@@ -224,7 +225,7 @@ class DirectUploads:
         (``size`` exactly when declared, else the field's :class:`~sa_depot.io.validation.
         MaxSize`) and fixes the content type. Parameters as :meth:`presigned_put`."""
         target = self._field(attribute, size)
-        content_type = content_type or "application/octet-stream"
+        declared, content_type = content_type, _wire_type(content_type, filename)
         file_id = _new_file_id()
         expires = self._expiry()
         if size is not None:
@@ -234,7 +235,7 @@ class DirectUploads:
         signed = s3.presigned_post(
             self._s3(target), file_id, content_type, low, high, self._url_lifetime(expires)
         )
-        token = self._token(target, file_id, expires, filename, content_type, size, checksum)
+        token = self._token(target, file_id, expires, filename, declared, size, checksum)
         return UploadSlot(token, "POST", signed["url"], fields=signed["fields"], expires=expires)
 
     def create_multipart(
@@ -252,13 +253,11 @@ class DirectUploads:
         :meth:`complete_multipart` or :meth:`abort_multipart`, each given the token (Uppy's
         ``key``) and the upload id. Parameters as :meth:`presigned_put`."""
         target = self._field(attribute, size)
-        content_type = content_type or "application/octet-stream"
+        declared, content_type = content_type, _wire_type(content_type, filename)
         file_id = _new_file_id()
         expires = self._expiry()
         upload_id = s3.create_multipart(self._s3(target), file_id, filename, content_type)
-        token = self._token(
-            target, file_id, expires, filename, content_type, size, checksum, upload_id
-        )
+        token = self._token(target, file_id, expires, filename, declared, size, checksum, upload_id)
         return UploadSlot(token, "multipart", upload_id=upload_id, expires=expires)
 
     def sign_part(self, token: str, upload_id: str, part_number: int) -> dict[str, Any]:
@@ -396,6 +395,13 @@ class DirectUploads:
 def bound_field_name(cls: type, key: str) -> str:
     """The name a token binds: ``'module.Class.attribute'``."""
     return f"{cls.__module__}.{cls.__qualname__}.{key}"
+
+
+def _wire_type(declared: str | None, filename: str | None) -> str:
+    """The ``Content-Type`` the object is uploaded with: the declared type, else the one the
+    filename names. An undeclared type stays out of the token: the flush then stores the
+    type sniffed from the content."""
+    return declared or type_from_filename(filename) or "application/octet-stream"
 
 
 def _new_file_id() -> str:

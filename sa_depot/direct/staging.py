@@ -44,7 +44,7 @@ from sa_depot.exceptions import (
     Violation,
 )
 from sa_depot.fields.upload import UPLOADED_AT_FORMAT, UploadedFile
-from sa_depot.io.content_types import SNIFF_BYTES
+from sa_depot.io.content_types import SNIFF_BYTES, guess_content_type
 from sa_depot.io.interfaces import utcnow
 from sa_depot.io.validation import Candidate, Validation
 from sa_depot.manager import DepotManager, remove_paths
@@ -221,11 +221,14 @@ def _measure(upload: DirectUpload, validation: Validation) -> dict[str, Any]:
             head = b""
             while len(head) < SNIFF_BYTES and (data := stored.read(SNIFF_BYTES - len(head))):
                 head += data
+            filename = upload.filename or "unnamed"
+            sniffed = guess_content_type(head, filename)
             candidate = Candidate(
-                upload.filename or "unnamed",
-                upload.content_type or "application/octet-stream",
+                filename,
+                upload.content_type or sniffed,  # declared, else what the content is
                 head,
                 stored.read,
+                sniffed_type=sniffed,
                 content_length=length,
             )
             _check_size(upload, length)
@@ -253,7 +256,7 @@ def _measure(upload: DirectUpload, validation: Validation) -> dict[str, Any]:
     return {
         "content_length": read,
         "checksum": checksum,
-        "content_type": upload.content_type or candidate.sniffed_type,
+        "content_type": candidate.content_type,
     }
 
 

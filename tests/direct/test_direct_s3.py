@@ -343,3 +343,16 @@ def test_a_token_string_needs_a_configured_secret(session: Session, s3_depot: S3
     session.add(doc)
     session.commit()
     assert doc.content is not None and read(doc.content) == b"received"
+
+
+def test_an_undeclared_type_is_sniffed_from_the_content(
+    session: Session, s3_depot: S3Storage, uploads: DirectUploads
+) -> None:
+    slot = uploads.presigned_put(Document.small, filename="scan")  # no type, no extension
+    assert slot.headers == {"Content-Type": "application/octet-stream"}
+    assert uploads.receive(slot.token).content_type is None
+    put(slot, PDF)
+    doc = Document(small=slot.token)
+    session.add(doc)
+    session.commit()
+    assert doc.small is not None and doc.small.content_type == "application/pdf"
