@@ -12,6 +12,8 @@ method      path (under the prefix)                     answer (JSON)
 ``POST``    ``s3/multipart`` ``{filename, type}``       ``{uploadId, key}`` (``key`` is the
                                                         token)
 ``GET``     ``s3/multipart/<uploadId>/<n>?key=``        ``{url, expires}``: part ``n``'s URL
+``GET``     ``s3/multipart/<uploadId>/batch?key=``      ``{presignedUrls: {n: url}}`` (the
+            ``&partNumbers=1,2``                        plugin's versions before 3.0)
 ``GET``     ``s3/multipart/<uploadId>?key=``            ``[{PartNumber, Size, ETag}]``
 ``POST``    ``s3/multipart/<uploadId>/complete?key=``   ``{token, location}``
             ``{parts: [{PartNumber, ETag}]}``
@@ -98,6 +100,10 @@ class CompanionEndpoints:
                 return uploads.complete_multipart(token, upload_id, body["parts"])
             if len(rest) == 1 and rest[0].isdigit() and method == "GET":
                 return uploads.sign_part(token, upload_id, int(rest[0]))
+            if rest == ["batch"] and method == "GET":  # older plugins sign parts in batches
+                numbers = [int(n) for n in query["partNumbers"].split(",") if n]
+                signed = {str(n): uploads.sign_part(token, upload_id, n)["url"] for n in numbers}
+                return {"presignedUrls": signed}
         raise KeyError(f"no endpoint {method} {'/'.join(parts)}")
 
 

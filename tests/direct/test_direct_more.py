@@ -121,6 +121,10 @@ def test_uppy_endpoints(session: Session, s3_depot: S3Storage, uploads: DirectUp
         assert status == 200
         answer = requests.put(signed["url"], data=chunk, timeout=30)
         parts.append({"PartNumber": number, "ETag": answer.headers["ETag"]})
+    status, batch = endpoints.handle(
+        "GET", f"s3/multipart/{upload_id}/batch", {"key": key, "partNumbers": "1,2"}
+    )
+    assert status == 200 and set(batch["presignedUrls"]) == {"1", "2"}
     status, listed = endpoints.handle("GET", f"s3/multipart/{upload_id}", {"key": key})
     assert status == 200 and [p["PartNumber"] for p in listed] == [1, 2]
     status, done = endpoints.handle(
