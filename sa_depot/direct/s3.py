@@ -11,12 +11,14 @@ POST (AWS Signature Version 4)" for the POST policy and its ``content-length-ran
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sa_depot.exceptions import UploadRefused
-from sa_depot.io.boto3 import S3Storage
 from sa_depot.io.interfaces import FileInfo, utcnow
 from sa_depot.io.objects import encode_metadata
+
+if TYPE_CHECKING:  # sa_depot.io.boto3 needs Werkzeug, an optional dependency
+    from sa_depot.io.boto3 import S3Storage
 
 #: S3's limits: part numbers 1 to 10,000, and 5 GiB for one PUT or POST.
 MAX_PART_NUMBER = 10_000

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -29,12 +29,14 @@ from sa_depot.direct.tokens import DirectUpload, TokenSigner, claims_of
 from sa_depot.exceptions import ConfigurationError, UploadRefused, ValidationFailed, Violation
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.azure import AzureBlobStorage
-from sa_depot.io.boto3 import S3Storage
 from sa_depot.io.content_types import type_from_filename
 from sa_depot.io.gcs import GCSStorage
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
 from sa_depot.orm.mapped import file_column
+
+if TYPE_CHECKING:  # imported when used: sa_depot.io.boto3 needs Werkzeug (the s3 extra)
+    from sa_depot.io.boto3 import S3Storage
 
 _Upload = TypeVar("_Upload", bound=UploadedFile)
 
@@ -334,6 +336,8 @@ class DirectUploads:
         return _Field(name, storage_name, storage, column_type, max_size)
 
     def _s3(self, target: _Field) -> S3Storage:
+        from sa_depot.io.boto3 import S3Storage
+
         if isinstance(target.storage, S3Storage):
             return target.storage
         raise UploadRefused(
@@ -344,6 +348,8 @@ class DirectUploads:
         )
 
     def _multipart(self, token: str, upload_id: str) -> tuple[DirectUpload, S3Storage]:
+        from sa_depot.io.boto3 import S3Storage
+
         upload = self.receive(token)
         if upload.upload_id is None or upload.upload_id != upload_id:
             raise UploadRefused("other field", "the token was issued for another upload")
