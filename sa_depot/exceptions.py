@@ -212,3 +212,21 @@ class ValidationFailed(DepotError, ValueError):
     def __str__(self) -> str:
         listed = "; ".join(str(v) for v in self.violations)
         return f"the file was refused, nothing was stored: {listed}"
+
+
+class UploadRefused(DepotError, PermissionError):
+    """A direct upload's token (:mod:`sa_depot.direct`) was refused; nothing was attached.
+
+    :attr:`reason` says why: ``'forged'`` (not signed by this application's secret, or
+    altered), ``'expired'``, ``'other field'`` (signed for another field or storage),
+    ``'replayed'`` (its file is attached to a row already, or is being removed),
+    ``'not staged'`` (nothing was uploaded with it, the upload is incomplete, or its file was
+    removed), ``'checksum'`` (the uploaded content is not what the client declared),
+    ``'size'`` (not the size the slot was given for), ``'unsupported'`` (the field or storage
+    cannot take direct uploads). A ``PermissionError`` too: a web handler answers it with 403
+    (or 400), and asks the client for a new upload slot.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"direct upload refused ({reason}): {message}")

@@ -45,6 +45,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.base import instance_state
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from sa_depot.direct.staging import is_upload_token, refuse_unverified, staged_file
 from sa_depot.exceptions import (
     FileDiscarded,
     UnsupportedContent,
@@ -119,7 +120,9 @@ class FileColumn(TypeDecorator[_T]):
         """The UploadedFile that assigning ``value`` stores (for a file list: that adding it
         stores): content (bytes, a file, an upload, a FileIntent, ``UploadedFile.of(content)``)
         is stored and validated (:meth:`upload`); a fresh ``UploadedFile(content)`` made
-        elsewhere is validated (:meth:`accept`); a descriptor dict is wrapped.
+        elsewhere is validated (:meth:`accept`); a descriptor dict is wrapped; a direct
+        upload's token names its staged object, which the flush verifies
+        (:mod:`sa_depot.direct`).
 
         :raises FileDiscarded: ``value`` describes files removed with their transaction.
         :raises ValidationFailed: the content broke a validator; nothing was stored.
@@ -141,6 +144,8 @@ class FileColumn(TypeDecorator[_T]):
             return value
         if isinstance(value, dict):
             return self.from_descriptor(value)
+        if is_upload_token(value):  # a direct upload: the flush verifies its staged object
+            return staged_file(self, value)
         return self.upload(value)
 
     def coerce_items(self, values: Iterable[Any]) -> list[UploadedFile]:
@@ -167,6 +172,7 @@ class FileColumn(TypeDecorator[_T]):
         :raises ValidationFailed: the file broke a validator; it was removed.
         """
         record = uploaded.lifecycle
+        refuse_unverified(record)  # a direct upload: only a flush of its row attaches it
         if not self.validation or record is None or self.validation.has_passed(record):
             return
         if record.state is not records.UploadState.PENDING:

@@ -564,6 +564,9 @@ class S3Storage(FileStorage):
         keys removed. The garbage collector calls it; an S3 lifecycle rule on
         ``<prefix>.sa-depot-uploads/`` (expire objects, abort incomplete multipart uploads)
         does the same job.
+
+        Multipart uploads straight to a file's own key (a browser's direct upload,
+        :mod:`sa_depot.direct`, left unfinished) are aborted too, which removes their parts.
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -572,11 +575,15 @@ class S3Storage(FileStorage):
         removed: list[str] = []
         try:
             uploads = self.client.get_paginator("list_multipart_uploads").paginate(
-                Bucket=self.bucket, Prefix=uploads_prefix
+                Bucket=self.bucket, Prefix=self.prefix
             )
             for uploads_page in uploads:
                 for upload in uploads_page.get("Uploads", []):
-                    if upload["Initiated"] < cutoff:
+                    key = upload["Key"]
+                    ours = key.startswith(uploads_prefix) or self.is_valid_id(
+                        key[len(self.prefix) :]
+                    )
+                    if ours and upload["Initiated"] < cutoff:
                         self.client.abort_multipart_upload(
                             Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                         )

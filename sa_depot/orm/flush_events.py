@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import InstanceState, Mapper, Session, SessionTransaction
 from sqlalchemy.orm.base import instance_state
 
+from sa_depot.direct.staging import is_upload_token
 from sa_depot.exceptions import BlockingStorageWarning, FileDiscarded, UnsupportedContent
 from sa_depot.fields.upload import ContentToStore, UploadedFile, paths_held, uploaded_files_in
 from sa_depot.orm import ledgers
@@ -61,10 +62,12 @@ def make_set_listener(field_type: FileField, name: str) -> Callable[..., Any]:
 
 
 def _holds_content(value: Any) -> bool:
-    """Whether assigning ``value`` stores content (rather than taking descriptors)."""
+    """Whether assigning ``value`` stores content (rather than taking descriptors, or direct
+    upload tokens, which the flush verifies)."""
     items = value if isinstance(value, (list, tuple)) else (value,)
     return any(
-        isinstance(item, ContentToStore) or not isinstance(item, (UploadedFile, dict))
+        isinstance(item, ContentToStore)
+        or not (isinstance(item, (UploadedFile, dict)) or is_upload_token(item))
         for item in items
     )
 

@@ -11,7 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
-    ("example", "page"), [("flask_app.py", "flask.md"), ("fastapi_app.py", "async.md")]
+    ("example", "page"),
+    [
+        ("flask_app.py", "flask.md"),
+        ("fastapi_app.py", "async.md"),
+        ("direct_uploads.py", "direct-uploads.md"),
+    ],
 )
 def test_the_docs_show_the_example_verbatim(example: str, page: str) -> None:
     source = (ROOT / "examples" / example).read_text(encoding="utf-8")
