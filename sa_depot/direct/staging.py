@@ -16,9 +16,13 @@ else:
    sniffed from its first bytes), and its SHA-256 matches the declared checksum, if any.
    The object is read once, in chunks, to compute the checksum the descriptor carries.
 
-Then the record owns the object: the registry registers it with the row like any new upload,
-a rollback removes it, and replacing or deleting the row lets go of it as usual. An object
-that fails step 3 is removed at once (it is nobody's and never will be).
+Then the registry registers the object with the row like any new upload, and replacing or
+deleting the committed row lets go of it as usual. A rollback (or a flush that never happens)
+does not remove it: the object goes back to being staged, so the same token can be submitted
+again (a form shown again after a validation error) until it expires, and a second request
+holding the token while the first rolls back cannot lose it; the collector removes an
+object no row took once its grace period is over. An object that fails step 3 is removed at
+once (it is nobody's and never will be).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import InstanceState
+from sqlalchemy.orm import InstanceState, Session
 
 from sa_depot.database import registry
 from sa_depot.database.provision import ensure_schema
@@ -52,7 +56,8 @@ from sa_depot.orm.mapped import field_name, validated_in
 from sa_depot.orm.offload import storage_io
 from sa_depot.orm.records import Answerer, UploadRecord
 
-#: ``Session.info`` key: the staged paths claimed in this session (a replay claims one twice).
+#: ``Session.info`` key: ``(root transaction, staged paths claimed in it)`` (a replay claims
+#: one twice).
 _CLAIMED = "sa_depot.direct.claimed"
 #: Bytes read at a time while verifying.
 _CHUNK = 1024 * 1024
@@ -136,6 +141,12 @@ class StagedRecord(UploadRecord):
         self.uploaded = weakref.ref(uploaded)
         self.verified = False
 
+    @property
+    def removable(self) -> tuple[str, ...]:
+        """Nothing: a staged object this record did not take stays for the collector (see
+        the module docs)."""
+        return ()
+
     def claim_for_row(
         self,
         state: object,
@@ -166,7 +177,7 @@ class StagedRecord(UploadRecord):
             )
         session = state.session
         assert session is not None
-        claimed: set[str] = session.info.setdefault(_CLAIMED, set())
+        claimed = _claimed_in(session)
         if upload.path in claimed:
             raise UploadRefused("replayed", "the token's file was attached in this session")
         connection = session.connection(bind_arguments={"mapper": state.mapper})
@@ -184,6 +195,17 @@ class StagedRecord(UploadRecord):
         self.paths = (upload.path,)
         self.verified = True
         self.validation.mark_passed(self)
+
+
+def _claimed_in(session: Session) -> set[str]:
+    """The staged paths claimed in the session's current transaction (a rolled-back claim
+    leaves its object staged, free to be claimed again)."""
+    transaction = session.get_transaction()
+    held: tuple[object, set[str]] | None = session.info.get(_CLAIMED)
+    if held is None or held[0] is not transaction:
+        held = (transaction, set())
+        session.info[_CLAIMED] = held
+    return held[1]
 
 
 def _known(connection: sa.Connection, path: str) -> bool:

@@ -106,6 +106,13 @@ class UploadRecord:
         return self.paths[0] if self.paths else ""
 
     @property
+    def removable(self) -> tuple[str, ...]:
+        """The paths to remove when the record is discarded: all of them for content this
+        process uploaded; none for an object the record only borrowed (a direct upload stays
+        staged, for its token to be used again, until the collector's grace period ends)."""
+        return self.paths
+
+    @property
     def discarded(self) -> bool:
         return self.state is UploadState.DISCARDED
 
@@ -245,14 +252,14 @@ def end_of_transaction(ledger: Answerer, *, committed: bool) -> list[UploadRecor
 
 def remove_files(records: Iterable[UploadRecord]) -> list[tuple[str, BaseException]]:
     """Remove the files of discarded records; return the failures ``(path, error)``."""
-    return remove_paths([path for record in records for path in record.paths])
+    return remove_paths([path for record in records for path in record.removable])
 
 
 def discard(record: UploadRecord) -> list[tuple[str, BaseException]]:
     """Discard ``record`` whatever its state and remove its files (an upload undone)."""
     with lock:
         record._discarded()
-    return remove_paths(record.paths)
+    return remove_paths(record.removable)
 
 
 # == abandoned uploads ===========================================================================
@@ -260,7 +267,7 @@ def _abandon(record: UploadRecord) -> None:
     # A garbage-collector callback: no lock, no I/O (see the module docs).
     if record.unanswered:
         record.state = UploadState.DISCARDED
-        _abandoned.extend(record.paths)
+        _abandoned.extend(record.removable)
 
 
 def _remove_unclaimed_at_exit() -> None:

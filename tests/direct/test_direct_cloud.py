@@ -93,7 +93,7 @@ def test_a_presigned_put_is_attached_and_follows_the_lifecycle(
         assert doc.small is not None and read(doc.small) == b"straight to the cloud"
         assert doc.small.filename == "notes.txt" and doc.small.content_type == "text/plain"
         kept = doc.small.file_id
-        # a replacement rolled back is removed; a replay is refused
+        # a replacement rolled back stays staged for its token; a replay is refused
         other = uploads.presigned_put(Document.small, content_type="text/plain")
         upload(other, b"rolled back")
         doc.small = other.token
@@ -104,7 +104,7 @@ def test_a_presigned_put_is_attached_and_follows_the_lifecycle(
             session.flush()
         assert refused.value.reason == "replayed"
         session.rollback()
-    assert set(cloud_depot.list()) == {kept}
+    assert set(cloud_depot.list()) == {kept, uploads.receive(other.token).file_id}
 
 
 def test_the_validators_judge_the_uploaded_content(

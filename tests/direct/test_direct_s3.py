@@ -133,17 +133,40 @@ def test_multipart_calls_need_the_token_of_that_upload(
     assert gone.value.reason == "not staged"
 
 
-def test_rollback_removes_the_staged_object(
+def test_a_rolled_back_attach_leaves_the_object_staged_for_the_token(
     session: Session, s3_depot: S3Storage, uploads: DirectUploads
 ) -> None:
     slot = uploads.presigned_put(Document.content, content_type="text/plain")
-    put(slot, b"rolled back")
-    doc = Document(content=slot.token)
-    session.add(doc)
+    put(slot, b"rolled back, then submitted again")
+    session.add(Document(content=slot.token))
     session.flush()
-    assert keys_under(s3_depot)
-    session.rollback()
-    assert keys_under(s3_depot) == set()
+    session.rollback()  # e.g. another field of the form failed its validation
+    staged = {uploads.receive(slot.token).file_id}
+    assert keys_under(s3_depot) == staged
+    doc = Document(content=slot.token)  # the form submitted again with the same token
+    session.add(doc)
+    session.commit()
+    assert (
+        doc.content is not None and doc.content.file.read() == b"rolled back, then submitted again"
+    )
+    assert keys_under(s3_depot) == staged
+
+
+def test_a_token_replayed_while_its_first_attach_rolls_back_loses_nothing(
+    engine: sa.Engine, s3_depot: S3Storage, uploads: DirectUploads
+) -> None:
+    """Two requests hold one token: the first attaches it and rolls back, the second commits."""
+    slot = uploads.presigned_put(Document.content, content_type="text/plain")
+    put(slot, b"double submit")
+    with Session(engine) as first, Session(engine) as second:
+        first.add(Document(content=slot.token))
+        first.flush()
+        doc = Document(content=slot.token)
+        second.add(doc)
+        first.rollback()
+        second.commit()
+        assert doc.content is not None and doc.content.file.read() == b"double submit"
+    assert keys_under(s3_depot) == {uploads.receive(slot.token).file_id}
 
 
 def test_a_replaced_direct_upload_goes_at_the_commit(
