@@ -25,6 +25,7 @@ filename: see :mod:`sa_depot.io.content_types` for the rule.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 from sa_depot.exceptions import UnsupportedContent
@@ -45,13 +46,23 @@ class FileIntent:
     """Content plus the filename and content type it should be stored with.
 
     ``FileIntent(open('photo', 'rb'), 'photo.jpg', 'image/jpeg')``: the filename and content type
-    given here win over those the content carries itself.
+    given here win over those the content carries itself. ``key_values`` fills the
+    placeholders of the key template the file is stored by (``{'tenant': 'acme'}`` for
+    ``'{tenant}/{id}{ext}'``: see :mod:`sa_depot.io.keys`).
     """
 
-    def __init__(self, fileobj: Any, filename: str | None, content_type: str | None) -> None:
+    def __init__(
+        self,
+        fileobj: Any,
+        filename: str | None,
+        content_type: str | None,
+        *,
+        key_values: Mapping[str, object] | None = None,
+    ) -> None:
         self._fileobj = fileobj
         self.filename = filename
         self.content_type = content_type
+        self.key_values: dict[str, object] = dict(key_values or {})
 
     @property
     def fileobj(self) -> Any:
@@ -82,6 +93,13 @@ class ValidatedContent(FileIntent):
 
     def __repr__(self) -> str:
         return f"ValidatedContent({self.fileobj!r}, {self.validation!r})"
+
+
+def carried_key_values(content: object) -> dict[str, object]:
+    """The key values ``content`` carries (a :class:`FileIntent`'s, the outer one winning)."""
+    if not isinstance(content, FileIntent):
+        return {}
+    return {**carried_key_values(content.fileobj), **content.key_values}
 
 
 def content_filename(content: object) -> str | None:
