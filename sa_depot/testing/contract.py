@@ -625,20 +625,23 @@ def check_key_traversal_refused(ctx: LintContext) -> None:
             assert isinstance(exc, ValueError) and template in str(exc)
         else:
             raise AssertionError(f"key template {template!r} was accepted")
-    template = KeyTemplate("{tenant}/{filename}")
+    safe_template = KeyTemplate("{tenant}/{filename}")
+    refused: list[str] = []
     for value in ("../..", "../../x", "/etc", "a\\..\\b", ".", "\u202eevil", "a\x00b", "x/../.."):
         try:
             file_id = storage.create(
-                b"x", "../../../etc/passwd", key=template, key_values={"tenant": value}
+                b"x", "../../../etc/passwd", key=safe_template, key_values={"tenant": value}
             )
         except InvalidKey:
-            continue  # nothing left of the value: refused, nothing stored
+            refused.append(value)  # nothing left of the value: refused, nothing stored
+            continue
         parts = file_id.split("/")
         assert len(parts) == 3 and parts[2] == "passwd", f"{value!r} made {file_id!r}"
         assert not any(p in (".", "..") or p.startswith(".") for p in parts), file_id
         assert "\u202e" not in file_id and "\x00" not in file_id and "\\" not in file_id
         assert read_back(storage, file_id) == b"x"
         storage.delete(file_id)
+    assert refused == ["."], f"values refused instead of made safe: {refused}"
     try:
         storage.create(b"x", key="{tenant}/{id}")
     except InvalidKey as exc:
