@@ -462,8 +462,9 @@ class FileStorage(abc.ABC):
         """Store ``content`` as a new file and return its id.
 
         :param key: name the file by this template (a :class:`~sa_depot.io.keys.KeyTemplate`
-            or its text, e.g. ``'{tenant}/{yyyy}/{mm}/{id}{ext}'``) instead of the storage's
-            :attr:`key_template` (by default a UUID).
+            or its text, e.g. ``'{tenant}/{yyyy}/{mm}/{id}{ext}'``) instead of the one a
+            :class:`~sa_depot.io.utils.KeyedContent` carries (a column's ``key``) or the
+            storage's :attr:`key_template` (without any: a UUID).
         :param key_values: the values of the template's own placeholders (``{'tenant':
             'acme'}``), over those a :class:`~sa_depot.io.utils.FileIntent` carries.
         :raises InvalidKey: the template or its values cannot make a safe key (nothing is
@@ -482,8 +483,7 @@ class FileStorage(abc.ABC):
     ) -> FileInfo:
         """Like :meth:`create`, but return the new file's metadata (id, filename, content
         type, length, checksum, time) as stored, without reading the file back."""
-        template = as_key_template(key) if key is not None else self.key_template
-        naming = _Naming(template, key_values)
+        naming = _Naming(as_key_template(key), key_values)
         return self._store(naming, content, filename, content_type, replace=False)
 
     def replace(
@@ -595,16 +595,17 @@ class FileStorage(abc.ABC):
         *,
         replace: bool,
     ) -> FileInfo:
-        from sa_depot.io.utils import carried_key_values, prepare_content  # utils imports us
+        from sa_depot.io import utils  # utils imports this module
 
-        stream, filename, content_type = prepare_content(content, filename, content_type)
+        stream, filename, content_type = utils.prepare_content(content, filename, content_type)
         if isinstance(file_id, _Naming):  # a new file: named once its filename is known
-            if file_id.template is None:
+            # the caller's template, else the content's (a column's), else the storage's
+            template = file_id.template or utils.carried_key_template(content) or self.key_template
+            if template is None:
                 file_id = self.new_file_id()
             else:
-                values = {**carried_key_values(content), **(file_id.values or {})}
-                rendered = file_id.template.render(filename=filename, values=values)
-                file_id = self.fileid(rendered)
+                values = {**utils.carried_key_values(content), **(file_id.values or {})}
+                file_id = self.fileid(template.render(filename=filename, values=values))
         info = FileInfo(
             file_id=file_id,
             filename=filename,
@@ -628,7 +629,8 @@ class FileStorage(abc.ABC):
 
 @dataclass(frozen=True)
 class _Naming:
-    """How to name a new file: by a key template and its values, or by a UUID (no template)."""
+    """How to name a new file: the template the caller gave (``None``: the content's or the
+    storage's, if any, else a UUID) and the values the caller gave."""
 
     template: KeyTemplate | None
     values: Mapping[str, object] | None
