@@ -138,8 +138,8 @@ class KeyTemplate:
         if not all(_is_valid_segment(segment) for segment in sample.split("/")):
             raise InvalidKey(
                 f"key template {self.template!r} makes unsafe keys: parts are separated by "
-                "single '/', none may be empty, start with '.', end with '.' or a space, or "
-                "hold '\\' or control characters"
+                "single '/', none may be empty, start with '.', end with '.' or a space, "
+                f"hold '\\' or control characters, and each is at most {MAX_SEGMENT_BYTES} bytes"
             )
 
     @property
