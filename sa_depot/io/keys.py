@@ -70,6 +70,8 @@ BUILTIN_PLACEHOLDERS = frozenset({"id", "filename", "ext", "yyyy", "mm", "dd"})
 _UUID_IN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _EXTENSION = re.compile(r"\A[A-Za-z0-9]{1,16}\Z")
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: Printable ASCII but the backslash: what an ASCII key may hold.
+_ASCII_VISIBLE = re.compile(r"[\x20-\x5b\x5d-\x7e]+")
 _FORMATTER = string.Formatter()
 
 
@@ -78,6 +80,12 @@ def is_valid_key(key: str) -> bool:
     id besides its own format."""
     if not key or _UUID_IN.search(key) is None:
         return False
+    if key.isascii():  # the common case, without a look at each character's category
+        return (
+            len(key) <= MAX_KEY_BYTES
+            and _ASCII_VISIBLE.fullmatch(key) is not None
+            and all(_is_valid_segment(segment, ascii_only=True) for segment in key.split("/"))
+        )
     try:
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:
             return False
@@ -88,9 +96,11 @@ def is_valid_key(key: str) -> bool:
     return all(_is_valid_segment(segment) for segment in key.split("/"))
 
 
-def _is_valid_segment(segment: str) -> bool:
+def _is_valid_segment(segment: str, *, ascii_only: bool = False) -> bool:
     if not segment or segment[0] in ". " or segment[-1] in ". ":
         return False
+    if ascii_only:  # the characters were checked already
+        return len(segment) <= MAX_SEGMENT_BYTES
     if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
         return False
     return not any(char == "\\" or unicodedata.category(char) in _INVISIBLE for char in segment)
