@@ -206,3 +206,14 @@ def test_local_remove_incomplete_sweeps_keyed_leftovers_only(tmp_path: Path) -> 
     with storage.get(file_id) as stored:
         assert stored.read() == b"kept"
     assert storage.list() == [file_id]
+
+
+def test_a_keyed_path_splits_at_its_first_slash() -> None:
+    from sa_depot import descriptor
+
+    path = f"default/acme/2026/{FIXED_ID}.pdf"
+    assert descriptor.split_path(path) == ("default", f"acme/2026/{FIXED_ID}.pdf")
+    data = {"path": path}
+    descriptor.complete_loaded(data)
+    assert data["depot_name"] == "default" and data["files"] == (path,)
+    assert list(descriptor.paths_in(f'{{"path": "{path}"}}')) == [path]
