@@ -10,7 +10,8 @@ Placeholders (:meth:`KeyTemplate.render`):
 
 =============  ==========================================================================
 ``{id}``       a fresh UUID (``1b4e28ba-2fa1-41d2-883f-0016d3cca427``)
-``{filename}`` the original filename, sanitised (see below); ``file`` when there is none
+``{filename}`` the original filename, sanitised (see below): ``unnamed`` for content without
+               a name (what every storage calls it), ``file`` if nothing is left of it
 ``{ext}``      its extension, lowercased, with its dot (``.pdf``); empty when it has none
 ``{yyyy}``     the year of the upload (UTC), ``{mm}`` its month, ``{dd}`` its day, zero-padded
 ``{<name>}``   any other name: the value the application passes (``key_values={'tenant':
@@ -25,13 +26,19 @@ filestore's ``{filename}`` keys do once made unique).
 **Safe.** Values and filenames go through the one filename normalisation
 (:func:`sa_depot.io.filenames.normalize_filename`: NFC, no control, bidirectional or
 zero-width characters), lose their separators, leading dots and trailing dots and spaces, and
-are cut to :data:`MAX_VALUE_BYTES`. :func:`is_valid_key` accepts as an id only keys of ``/``
-separated parts, none empty, none starting with ``.`` (so no ``..``, and no clash with the
-storages' own ``.sa-depot-*`` directories), none ending with ``.`` or a space (which some file
-systems and Azure drop), without ``\\`` or invisible characters, each at most
-:data:`MAX_SEGMENT_BYTES` and the whole at most :data:`MAX_KEY_BYTES` in UTF-8, holding a
-UUID. So a key can neither climb out of a storage nor be an absolute path, and a plain UUID
-id stays what it was.
+are cut to :data:`MAX_VALUE_BYTES`; a value left empty raises
+:class:`~sa_depot.exceptions.InvalidKey` (nothing is stored). :func:`is_valid_key` accepts
+as an id only keys of ``/`` separated parts, none empty, none starting with ``.`` (so no
+``..``, and no clash with the storages' own ``.sa-depot-*`` directories), none ending with
+``.`` or a space (which some file systems and Azure drop), without ``\\`` or invisible
+characters, each at most :data:`MAX_SEGMENT_BYTES` and the whole at most
+:data:`MAX_KEY_BYTES` in UTF-8, in Unicode NFC, holding a UUID. So a key can neither climb
+out of a storage nor be an absolute path, and a plain UUID id stays what it was.
+
+The template is applied once, by :meth:`FileStorage.store
+<sa_depot.io.interfaces.FileStorage.store>` (the caller's ``key``, else a column's, carried by
+:class:`~sa_depot.io.utils.KeyedContent`, else the storage's ``key_template``); a backend's
+primitives only ever see the finished id.
 """
 
 from __future__ import annotations
