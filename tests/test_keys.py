@@ -217,3 +217,15 @@ def test_a_keyed_path_splits_at_its_first_slash() -> None:
     descriptor.complete_loaded(data)
     assert data["depot_name"] == "default" and data["files"] == (path,)
     assert list(descriptor.paths_in(f'{{"path": "{path}"}}')) == [path]
+
+
+def test_copy_template() -> None:
+    from sa_depot.io.keys import copy_template
+
+    keyed = KeyTemplate("{tenant}/{id}{ext}")
+    other = "2b4e28ba-2fa1-41d2-883f-0016d3cca427"
+    made = copy_template(keyed, f"a{{b}}/{FIXED_ID}.pdf").render(new_id=lambda: other)
+    assert made == f"a{{b}}/{other}.pdf"  # the source's shape, braces kept literally
+    assert copy_template(keyed, FIXED_ID).render(new_id=lambda: other) == other
+    free = KeyTemplate("{yyyy}/{id}")
+    assert copy_template(free, f"x/{FIXED_ID}") is free  # needs no value: the column's own

@@ -54,7 +54,7 @@ from sa_depot.exceptions import (
 from sa_depot.fields.interfaces import FileFilter
 from sa_depot.fields.lists import UploadedFileList
 from sa_depot.fields.upload import ContentToStore, UploadedFile
-from sa_depot.io.keys import KeyTemplate, as_key_template
+from sa_depot.io.keys import KeyTemplate, as_key_template, copy_template
 from sa_depot.io.utils import KeyedContent, ValidatedContent
 from sa_depot.io.validation import Validation, ValidatorLike
 from sa_depot.orm import records
@@ -116,7 +116,7 @@ class FileColumn(TypeDecorator[_T]):
 
         :raises ValidationFailed: the content broke a validator; nothing was stored.
         """
-        if self.key is not None:
+        if self.key is not None and not isinstance(content, KeyedContent):
             content = KeyedContent(content, self.key)
         if not self.validation:
             return self.upload_type(content, self.upload_storage, filters=self.filters)
@@ -192,7 +192,9 @@ class FileColumn(TypeDecorator[_T]):
     def copy_of(self, uploaded: UploadedFile) -> UploadedFile:
         """Store a copy of the file ``uploaded`` describes (derivatives are made anew)."""
         with uploaded.file as stored:
-            return self.upload(stored)
+            if self.key is None:
+                return self.upload(stored)
+            return self.upload(KeyedContent(stored, copy_template(self.key, stored.file_id)))
 
     def from_descriptor(self, value: Mapping[str, Any]) -> UploadedFile:
         """Wrap an existing descriptor (a loaded row's dict) without storing anything."""

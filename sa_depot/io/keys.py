@@ -59,6 +59,7 @@ __all__ = [
     "MAX_VALUE_BYTES",
     "KeyTemplate",
     "as_key_template",
+    "copy_template",
     "is_valid_key",
 ]
 
@@ -229,6 +230,27 @@ class KeyTemplate:
 
     def __repr__(self) -> str:
         return f"KeyTemplate({self.template!r})"
+
+
+def copy_template(template: KeyTemplate, source_id: str) -> KeyTemplate:
+    """How a column keyed by ``template`` names its copy of the file ``source_id`` (a row
+    given another row's file stores a copy, and no application value comes with it).
+
+    ``template`` itself when it needs no application value; else the source's own key with a
+    fresh UUID in place of its UUID (``acme/2026/11/<uuid>.pdf`` copies to
+    ``acme/2026/11/<new uuid>.pdf``); else, for a source named by a plain UUID, a UUID.
+    """
+    if not template.needs:
+        return template
+    found = list(_UUID_IN.finditer(source_id))
+    if found and source_id != found[-1].group() and is_valid_key(source_id):
+        start, end = found[-1].span()
+        return KeyTemplate(_escaped(source_id[:start]) + "{id}" + _escaped(source_id[end:]))
+    return KeyTemplate("{id}")
+
+
+def _escaped(literal: str) -> str:
+    return literal.replace("{", "{{").replace("}", "}}")
 
 
 def as_key_template(value: KeyTemplate | str | None) -> KeyTemplate | None:

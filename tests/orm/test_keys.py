@@ -106,3 +106,30 @@ def test_the_collector_sweeps_keyed_orphans_and_keeps_referenced_keys(
     report = collect(engine, Invoice.metadata, now=datetime.now(timezone.utc) + timedelta(days=2))
     assert report.orphans == [f"default/{orphan}"]
     assert depot.stored() == {kept}
+
+
+def test_a_row_given_another_rows_keyed_file_stores_a_copy_keyed_alike(
+    engine: sa.Engine, Invoice: Any, depot: Depot
+) -> None:
+    with Session(engine) as session:
+        first = Invoice(pdf=UploadedFile.of(b"shared", "a.pdf", key_values={"tenant": "acme"}))
+        plain = Invoice(pdf=None)
+        session.add_all([first, plain])
+        session.commit()
+        assert first.pdf is not None
+        second = Invoice(pdf=first.pdf)  # no value for {tenant} comes with it
+        session.add(second)
+        session.commit()
+        assert second.pdf is not None and second.pdf.file_id != first.pdf.file_id
+        head, _, name = second.pdf.file_id.rpartition("/")
+        assert head == first.pdf.file_id.rpartition("/")[0] and name.endswith(".pdf")
+        assert depot.read(second.pdf) == b"shared"
+        # a file named by a plain UUID (stored before the column had a key) copies to a UUID
+        old = UploadedFile(b"older", "default")
+        plain.pdf = old
+        session.commit()
+        third = Invoice(pdf=plain.pdf)
+        session.add(third)
+        session.commit()
+        assert third.pdf is not None and uuid.UUID(third.pdf.file_id)
+        assert depot.read(third.pdf) == b"older"
