@@ -331,19 +331,25 @@ def check_public_url(ctx: LintContext) -> None:
     without response overrides (a URL must then carry them: the store sends them)."""
     storage = ctx.storage
     data = b"public?"
-    file_id = storage.create(data, "p.txt")
-    url = storage.public_url(file_id)
-    overrides = ResponseOverrides("text/plain", 'attachment; filename="p.txt"')
-    with storage.get(file_id) as stored:
-        assert (storage.public_url(stored) is None) is (url is None)
-        assert (stored.public_url is None) is (url is None)
-        with_overrides = storage.public_url(stored, response=overrides)
-    for candidate in (url, with_overrides):
-        if candidate is None:
-            continue
-        assert candidate.startswith(("https://", "http://")), f"not a URL: {candidate!r}"
-        with urllib.request.urlopen(candidate, timeout=30) as response:
-            assert response.read() == data, f"{candidate} does not serve the file"
+    plain = storage.create(data, "p.txt")
+    # a readable key with what URLs must escape: spaces, '&', '+', '%', non-ASCII, '/'
+    keyed = storage.create(
+        data, "Résumé 100% final+1.txt", key="Société {tenant}/{id}/{filename}",
+        key_values={"tenant": "a&b"},
+    )  # fmt: skip
+    for file_id in (plain, keyed):
+        url = storage.public_url(file_id)
+        overrides = ResponseOverrides("text/plain", 'attachment; filename="p.txt"')
+        with storage.get(file_id) as stored:
+            assert (storage.public_url(stored) is None) is (url is None)
+            assert (stored.public_url is None) is (url is None)
+            with_overrides = storage.public_url(stored, response=overrides)
+        for candidate in (url, with_overrides):
+            if candidate is None:
+                continue
+            assert candidate.startswith(("https://", "http://")), f"not a URL: {candidate!r}"
+            with urllib.request.urlopen(candidate, timeout=30) as response:
+                assert response.read() == data, f"{candidate} does not serve {file_id!r}"
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ orphans that sa_depot wrote but never another program's objects under the same p
 
 from __future__ import annotations
 
+import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -56,3 +57,19 @@ def test_keyed_objects_and_foreign_nested_objects(
     assert report.orphans == [f"bucket/{file_id}"]
     assert s3.list() == [foreign]
     client.delete_object(Bucket=s3_bucket, Key=s3.prefix + foreign)
+
+
+def test_presigned_urls_of_readable_keys_serve_the_file(
+    s3_server: SeaweedS3, s3_bucket: str
+) -> None:
+    options = s3_server.storage_options(prefix=f"keys-{uuid.uuid4().hex[:12]}/")
+    s3 = S3Storage(s3_bucket, public_url="presigned", **options)
+    file_id = s3.create(
+        b"keyed and signed", "Résumé 100% final+1.txt", key="Société {tenant}/{id}/{filename}",
+        key_values={"tenant": "a&b"},
+    )  # fmt: skip
+    url = s3.public_url(file_id)
+    assert url is not None
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b"keyed and signed"
+    s3.delete(file_id)
