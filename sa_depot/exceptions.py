@@ -9,6 +9,8 @@ sa_depot               also a                           raised when
 StorageNotFound        ``LookupError``, ``ValueError``  no storage has the given name
 FileNotFound           ``FileNotFoundError`` (IOError)  the file id is well formed but absent
 InvalidFileId          ``ValueError``                   the id is malformed (``../x``, NUL...)
+InvalidKey             ``ValueError``                   a key template or its values cannot
+                                                        make a safe key
 UnsupportedContent     ``TypeError``                    the content cannot be stored (``str``)
 ConfigurationError     ``ValueError``                   a storage or manager option is wrong
 StorageError           ``OSError`` (IOError)            the backend failed (disk full, server
@@ -90,6 +92,12 @@ class InvalidFileId(DepotError, ValueError):
         if len(shown) > 80:
             shown = shown[:77] + "..."
         super().__init__(f"invalid file id {shown} for storage {storage}: expected {expected}")
+
+
+class InvalidKey(DepotError, ValueError):
+    """A key template (``'{tenant}/{yyyy}/{mm}/{id}{ext}'``) is malformed, or the values given
+    to it cannot make a safe key: a placeholder without a value, a value left empty once
+    sanitised, a key longer than the storages allow. The message names which."""
 
 
 class UnsupportedContent(DepotError, TypeError):

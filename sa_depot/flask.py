@@ -79,7 +79,7 @@ from sa_depot.io.outbox import Outbox
 from sa_depot.manager import DepotManager
 from sa_depot.serving.responder import plain_response, with_reason_phrase
 from sa_depot.serving.server import DEFAULT_CACHE_MAX_AGE, FileServer
-from sa_depot.serving.urls import request_root, url_path_prefix
+from sa_depot.serving.urls import request_root, split_file_url_path, url_path_prefix
 
 _log = logging.getLogger(__name__)
 
@@ -321,15 +321,15 @@ class StoreState:
 
     def _pending(self, filename: str) -> StoredFile | None:
         """The outbox's copy of ``<storage>/<id>[/<name>]``, while its upload is pending."""
-        segments = filename.split("/")
-        if self.outbox is None or len(segments) not in (2, 3):
+        parsed = split_file_url_path(filename)
+        if self.outbox is None or parsed is None or parsed[0] != self.storage_name:
             return None
-        if segments[0] != self.storage_name:
-            return None
-        try:
-            return self.outbox.outbox.get(segments[1])
-        except (InvalidFileId, FileNotFound):
-            return None
+        for file_id in parsed[1]:
+            try:
+                return self.outbox.outbox.get(file_id)
+            except (InvalidFileId, FileNotFound):
+                continue
+        return None
 
     def _plain_file(self, relative_path: str) -> StoredFile | None:
         """A file Flask-Store saved under ``STORE_PATH``, opened, if ``relative_path`` names

@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from sa_depot import descriptor
-from sa_depot.exceptions import ConfigurationError, StorageNotFound
+from sa_depot.exceptions import ConfigurationError, InvalidKey, StorageNotFound
 from sa_depot.io.interfaces import FileStorage, StoredFile
+from sa_depot.io.keys import as_key_template
 
 _log = logging.getLogger(__name__)
 
@@ -88,8 +89,10 @@ class DepotManager:
         """Create (without registering) a storage from a dict of ``prefix``-ed options.
 
         ``<prefix>backend`` is the dotted path of the storage class (default: local storage);
-        every other ``<prefix>`` key is passed to its constructor, converted to the annotated
-        type when it arrives as a string.
+        ``<prefix>key_template`` names new files by a template (``'{yyyy}/{mm}/{id}{ext}'``,
+        see :mod:`sa_depot.io.keys`) and works with every backend; every other ``<prefix>``
+        key is passed to its constructor, converted to the annotated type when it arrives as
+        a string.
 
         ``create=False`` makes a storage that creates nothing it lacks (a local directory, an S3
         bucket; the backend's :attr:`~sa_depot.io.interfaces.FileStorage.create_nothing_options`
@@ -99,14 +102,21 @@ class DepotManager:
         """
         options = {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
         backend_path = str(options.pop("backend", DEFAULT_BACKEND))
+        try:
+            key_template = as_key_template(options.pop("key_template", None) or None)
+        except InvalidKey as exc:
+            raise ConfigurationError(f"{prefix}key_template: {exc}") from exc
         backend = _import_backend(_FILEDEPOT_BACKENDS.get(backend_path, backend_path))
         kwargs = _coerce_options(backend, options)
         if not create:
             kwargs.update(backend.create_nothing_options)
         try:
-            return backend(**kwargs)
+            storage = backend(**kwargs)
         except TypeError as exc:
             raise ConfigurationError(f"cannot create {backend_path} from {kwargs}: {exc}") from exc
+        if key_template is not None:
+            storage.key_template = key_template
+        return storage
 
     @classmethod
     def set_default(cls, name: str) -> None:

@@ -197,7 +197,8 @@ def test_derivatives_and_filedepot_descriptors_count_as_references(app: App) -> 
         "thumb_64x64_url": f"/depot/{thumb}",
         "_public_url": None,
     }
-    ours = dict(filedepot, path=derivative, files=[derivative, lost + "-not-this"])
+    # files also holds a path that is no well-formed id (so it names no file)
+    ours = dict(filedepot, path=derivative, files=[derivative, lost + "/.not-this"])
     table = app.Doc.__table__
     with app.engine.begin() as conn:
         # The column type would turn the values into descriptors: write them as stored text.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -11,9 +12,10 @@ import click
 
 from sa_depot.cli.base import CliState, ReportedError, human_size, pass_state
 from sa_depot.cli.config import DEFAULT_MOUNTPOINT
-from sa_depot.exceptions import ConfigurationError, DepotError, FileNotFound
+from sa_depot.exceptions import ConfigurationError, DepotError, FileNotFound, InvalidFileId
 from sa_depot.io.interfaces import FileInfo, FileStorage, StoredFile
 from sa_depot.manager import DepotManager
+from sa_depot.serving.urls import split_file_url_path
 
 
 @click.command("ls", short_help="List the configured storages, or the files of one.")
@@ -131,7 +133,9 @@ def stat_command(state: CliState, path: str, as_json: bool, verify: bool) -> Non
     state.configure_storages()
     mountpoint = state.settings.serve.get("mountpoint", DEFAULT_MOUNTPOINT)
     names = [*DepotManager.names(), *state.settings.aliases]
-    storage_name, file_id = DepotManager.split_path(storage_path(path, mountpoint, names))
+    storage_name, file_id = DepotManager.split_path(
+        storage_path(path, mountpoint, names, exists=_exists)
+    )
     problem: str | None = None
     with DepotManager.get(storage_name).get(file_id) as stored:
         data = _info_dict(storage_name, stored.info)
@@ -175,11 +179,18 @@ def _print_info(data: dict[str, Any]) -> None:
         click.echo(f"{key + ':':<15}{value}")
 
 
-def storage_path(argument: str, mountpoint: str, storages: list[str]) -> str:
+def storage_path(
+    argument: str,
+    mountpoint: str,
+    storages: list[str],
+    exists: Callable[[str], bool] | None = None,
+) -> str:
     """``'storage/file_id'`` from what a user may paste: that itself, or the URL or URL path
     the middleware serves the file at (``<mountpoint>/<storage>/<file_id>[/<filename>]``,
     a query string such as a signature ignored). ``storages``: the configured names and
-    aliases.
+    aliases. A file id may hold ``/`` (a readable key): of the ids such a URL may name
+    (:func:`~sa_depot.serving.urls.split_file_url_path`), the first for which ``exists``
+    says yes, else the first.
 
     Raises :class:`~sa_depot.exceptions.ConfigurationError` for a URL path that names no
     configured storage.
@@ -189,8 +200,11 @@ def storage_path(argument: str, mountpoint: str, storages: list[str]) -> str:
     segments = [unquote(part) for part in urlsplit(argument).path.split("/") if part]
     prefix = [part for part in mountpoint.split("/") if part]
     rest = segments[len(prefix) :] if segments[: len(prefix)] == prefix else []
-    if len(rest) in (2, 3) and rest[0] in storages:
-        return f"{rest[0]}/{rest[1]}"
+    parsed = split_file_url_path("/".join(rest)) if rest and rest[0] in storages else None
+    if parsed is not None:
+        storage, candidates = parsed
+        paths = [f"{storage}/{candidate}" for candidate in candidates]
+        return next((path for path in paths if exists is None or exists(path)), paths[0])
     # served under another mountpoint: <...>/<storage>/<file_id>[/<filename>]
     found = [
         f"{segments[i]}/{segments[i + 1]}"
@@ -204,6 +218,15 @@ def storage_path(argument: str, mountpoint: str, storages: list[str]) -> str:
         f"({mountpoint}/<storage>/<file_id>); give the file as e.g. 'default/<file id>'. "
         f"Configured storages: {', '.join(storages) or 'none'}"
     )
+
+
+def _exists(path: str) -> bool:
+    """Whether ``'storage/file_id'`` names a stored file (``False`` for a malformed id)."""
+    storage_name, file_id = DepotManager.split_path(path)
+    try:
+        return DepotManager.get(storage_name).exists(file_id)
+    except InvalidFileId:
+        return False
 
 
 def _verify(stored: StoredFile) -> str | None:

@@ -586,12 +586,19 @@ def _sweep_one(storage: FileStorage, name: str, file_id: str, report: CollectRep
     was (or would be) removed."""
     path = join_path(name, file_id)
     try:
-        modified = _aware(storage.info(file_id).last_modified)
+        info = storage.info(file_id)
     except FileNotFound:
         return False  # removed since the listing
     except DepotError as exc:
         report.errors.append((path, f"reading its metadata failed: {_describe(exc)}"))
         return False
+    if "/" in file_id and info.checksum is None:
+        # A nested name (a readable key) that sa_depot did not write: it records a checksum
+        # with every file, and filedepot wrote no nested names. Another program's object
+        # under the storage's prefix: never swept.
+        _log.warning("%s: not swept, sa_depot did not write it (no checksum recorded)", path)
+        return False
+    modified = _aware(info.last_modified)
     if modified > report.cutoff:
         report.too_young.append(path)
         return False

@@ -55,7 +55,8 @@ from sa_depot.exceptions import (
 from sa_depot.fields.interfaces import FileFilter
 from sa_depot.fields.lists import UploadedFileList
 from sa_depot.fields.upload import ContentToStore, UploadedFile
-from sa_depot.io.utils import ValidatedContent
+from sa_depot.io.keys import KeyTemplate, as_key_template, copy_template
+from sa_depot.io.utils import KeyedContent, ValidatedContent
 from sa_depot.io.validation import Validation, ValidatorLike
 from sa_depot.orm import records
 from sa_depot.orm.install import watch_mappers
@@ -79,6 +80,11 @@ class FileColumn(TypeDecorator[_T]):
         Extensions('.png', '.jpg'), ImageDimensions(max_pixels=...), my_function]``. Content
         that breaks one raises :class:`~sa_depot.exceptions.ValidationFailed` at the
         assignment and is not stored.
+    :param key: name new files by this template (``'{tenant}/{yyyy}/{mm}/{id}{ext}'``, see
+        :mod:`sa_depot.io.keys`) rather than by the storage's naming; the application passes
+        its values with ``UploadedFile.of(content, key_values={'tenant': 'acme'})`` or a
+        ``FileIntent(..., key_values=...)``. A malformed template raises
+        :class:`~sa_depot.exceptions.InvalidKey` here; a missing value, at the assignment.
     """
 
     impl = sa.Text
@@ -93,9 +99,11 @@ class FileColumn(TypeDecorator[_T]):
         upload_storage: str | None = None,
         *args: Any,
         validators: Iterable[ValidatorLike] = (),
+        key: KeyTemplate | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.key = as_key_template(key)
         self.filters = tuple(filters)
         self.upload_type = upload_type
         self.upload_storage = upload_storage
@@ -109,6 +117,8 @@ class FileColumn(TypeDecorator[_T]):
 
         :raises ValidationFailed: the content broke a validator; nothing was stored.
         """
+        if self.key is not None and not isinstance(content, KeyedContent):
+            content = KeyedContent(content, self.key)
         if not self.validation:
             return self.upload_type(content, self.upload_storage, filters=self.filters)
         checked = ValidatedContent(content, self.validation)
@@ -188,7 +198,9 @@ class FileColumn(TypeDecorator[_T]):
     def copy_of(self, uploaded: UploadedFile) -> UploadedFile:
         """Store a copy of the file ``uploaded`` describes (derivatives are made anew)."""
         with uploaded.file as stored:
-            return self.upload(stored)
+            if self.key is None:
+                return self.upload(stored)
+            return self.upload(KeyedContent(stored, copy_template(self.key, stored.file_id)))
 
     def from_descriptor(self, value: Mapping[str, Any]) -> UploadedFile:
         """Wrap an existing descriptor (a loaded row's dict) without storing anything."""

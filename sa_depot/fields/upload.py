@@ -41,6 +41,7 @@ client may see: ``url``, ``filename``, ``content_type``, ``content_length`` and 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -80,6 +81,8 @@ class UploadedFile(DepotFileInfo):
         content: Any,
         filename: str | None = None,
         content_type: str | None = None,
+        *,
+        key_values: Mapping[str, object] | None = None,
     ) -> _Descriptor:
         """``content`` (bytes, a binary file object, a :class:`~sa_depot.io.utils.FileIntent`,
         a web framework's upload, a stored file), typed as this class, for assignment::
@@ -93,7 +96,9 @@ class UploadedFile(DepotFileInfo):
         content itself would (the column's storage, upload type and filters), so the assignment
         reads and behaves like ``doc.content = b"new content"`` and passes ``mypy --strict``
         and pyright, which refuse bytes for a ``Mapped[UploadedFile | None]``. ``filename`` and
-        ``content_type`` override what the content carries (as a FileIntent would).
+        ``content_type`` override what the content carries (as a FileIntent would);
+        ``key_values`` fill the placeholders of the column's ``key`` template
+        (``{'tenant': 'acme'}``).
 
         Call it on the column's ``upload_type`` or a base class of it: the attribute then holds
         an instance of the class it was called on, as its type says. Assigned to a column
@@ -104,7 +109,10 @@ class UploadedFile(DepotFileInfo):
         """
         # Typed as ``cls``: what the attribute holds once it has stored the content. The
         # object itself only waits for that assignment.
-        return cast(_Descriptor, ContentToStore(content, filename, content_type, upload_type=cls))
+        return cast(
+            _Descriptor,
+            ContentToStore(content, filename, content_type, upload_type=cls, key_values=key_values),
+        )
 
     # -- building ----------------------------------------------------------------------------
     def process_content(
@@ -269,7 +277,7 @@ class ContentToStore(UploadedFile):
     """Content waiting for the ``UploadedFileField`` attribute it is assigned to, which stores
     it (made by :meth:`UploadedFile.of`). It describes no stored file."""
 
-    __slots__ = ("content", "content_type_given", "filename_given", "upload_type")
+    __slots__ = ("content", "content_type_given", "filename_given", "key_values", "upload_type")
 
     def __init__(
         self,
@@ -278,6 +286,7 @@ class ContentToStore(UploadedFile):
         content_type: str | None = None,
         *,
         upload_type: type[UploadedFile] = UploadedFile,
+        key_values: Mapping[str, object] | None = None,
     ) -> None:
         dict.__init__(self)
         for name, value in (
@@ -288,16 +297,19 @@ class ContentToStore(UploadedFile):
             ("filename_given", filename),
             ("content_type_given", content_type),
             ("upload_type", upload_type),  # the class it was typed as: the column must make one
+            ("key_values", dict(key_values or {})),
         ):
             object.__setattr__(self, name, value)
 
     def as_content(self) -> Any:
         """What to store: the content, in a FileIntent when a filename or type was given."""
-        if self.filename_given is None and self.content_type_given is None:
+        if self.filename_given is None and self.content_type_given is None and not self.key_values:
             return self.content
         from sa_depot.io.utils import FileIntent
 
-        return FileIntent(self.content, self.filename_given, self.content_type_given)
+        return FileIntent(
+            self.content, self.filename_given, self.content_type_given, key_values=self.key_values
+        )
 
     def __repr__(self) -> str:
         return f"<ContentToStore {type(self.content).__name__}>"

@@ -411,7 +411,8 @@ class AzureBlobStorage(FileStorage):
         from azure.core.exceptions import AzureError
 
         try:
-            for item in self.client.walk_blobs(name_starts_with=self.prefix, delimiter="/"):
+            # every name, not one level: keys such as 'acme/2026/<uuid>.pdf' nest
+            for item in self.client.list_blobs(name_starts_with=self.prefix):
                 file_id = item.name[len(self.prefix) :]
                 if self.is_valid_id(file_id):
                     yield file_id

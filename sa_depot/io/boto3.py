@@ -542,8 +542,7 @@ class S3Storage(FileStorage):
         paginator = self.client.get_paginator("list_objects_v2")
         pages = paginator.paginate(
             Bucket=self.bucket,
-            Prefix=self.prefix,
-            Delimiter="/",
+            Prefix=self.prefix,  # no Delimiter: keys such as 'acme/2026/<uuid>.pdf' nest
             PaginationConfig={"PageSize": self.list_page_size},
         )
         try:

@@ -482,8 +482,7 @@ class GCSStorage(FileStorage):
         try:
             blobs = self.client.list_blobs(
                 self.bucket_name,
-                prefix=self.prefix,
-                delimiter="/",
+                prefix=self.prefix,  # no delimiter: keys such as 'acme/2026/<uuid>.pdf' nest
                 page_size=self.list_page_size,
                 retry=self._retry(),
                 timeout=self.timeout,

@@ -2,8 +2,11 @@
 
 A storage backend implements a handful of small primitives (``_write``, ``_open``, ``_delete``,
 ``_exists``, ``_iter_ids``); the public methods of :class:`FileStorage` do the common work once:
-validating ids, turning any accepted input into a stream, detecting the content type, hashing
-the content while it streams in and assembling the metadata.
+validating ids, naming new files (a UUID, or a readable key made from a template: see
+:mod:`sa_depot.io.keys`), turning any accepted input into a stream, detecting the content type,
+hashing the content while it streams in and assembling the metadata. The primitives receive
+the final id, whatever named it; an id may contain ``/`` (a key such as
+``acme/2026/11/<uuid>.pdf``) and listing returns such ids whole.
 
 Error semantics shared by every backend (each is a subclass of :class:`~sa_depot.DepotError`):
 
@@ -31,6 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, BinaryIO, ClassVar
 
 from sa_depot.exceptions import FileNotFound, InvalidFileId
+from sa_depot.io.keys import MAX_KEY_BYTES, KeyTemplate, as_key_template, is_valid_key
 
 #: Size of the chunks every backend reads and writes.
 DEFAULT_CHUNK_SIZE = 1024 * 1024
@@ -360,7 +364,10 @@ class FileStorage(abc.ABC):
     #: Chunk size used to stream content in and out.
     chunk_size: int = DEFAULT_CHUNK_SIZE
     #: Human-readable description of the id format, used in error messages.
-    id_format: ClassVar[str] = "a UUID such as '1b4e28ba-2fa1-11d2-883f-0016d3cca427'"
+    id_format: ClassVar[str] = (
+        "a UUID such as '1b4e28ba-2fa1-11d2-883f-0016d3cca427', or a key such as "
+        "'acme/2026/11/1b4e28ba-2fa1-11d2-883f-0016d3cca427.pdf' (see sa_depot.io.keys)"
+    )
     #: Constructor options that keep the storage from creating what it lacks (a local
     #: directory, an S3 bucket), so that a missing one is an error naming it rather than an
     #: empty storage made on the spot. Tools that only look at storages pass them:
@@ -370,6 +377,10 @@ class FileStorage(abc.ABC):
     #: The name the storage is configured under in :class:`~sa_depot.manager.DepotManager`;
     #: set by the manager, used in error messages.
     storage_name: str | None = None
+    #: How :meth:`create` names new files when the caller gives no ``key``: ``None`` (the
+    #: default) for a UUID, or a :class:`~sa_depot.io.keys.KeyTemplate`. The manager sets it
+    #: from the ``key_template`` option (``'depot.key_template': '{yyyy}/{mm}/{id}{ext}'``).
+    key_template: KeyTemplate | None = None
 
     # -- the primitives a backend implements -------------------------------------------------
     @abc.abstractmethod
@@ -403,8 +414,9 @@ class FileStorage(abc.ABC):
         return str(uuid.uuid4())
 
     def is_valid_id(self, file_id: str) -> bool:
-        """Whether ``file_id`` is of this storage's id format (canonical lowercase UUID)."""
-        return _UUID_RE.match(file_id) is not None
+        """Whether ``file_id`` is of this storage's id format: a canonical lowercase UUID, or
+        a safe key (:func:`~sa_depot.io.keys.is_valid_key`)."""
+        return _UUID_RE.match(file_id) is not None or is_valid_key(file_id)
 
     # -- the public API, shared by every backend ---------------------------------------------
     @property
@@ -430,22 +442,49 @@ class FileStorage(abc.ABC):
     def fileid(self, file_or_id: StoredFile | str) -> str:
         """The validated id of ``file_or_id``; raises :class:`InvalidFileId`."""
         file_id = file_or_id.file_id if isinstance(file_or_id, StoredFile) else file_or_id
-        if not isinstance(file_id, str) or len(file_id) > 256 or not self.is_valid_id(file_id):
+        if (
+            not isinstance(file_id, str)
+            or len(file_id) > MAX_KEY_BYTES
+            or not self.is_valid_id(file_id)
+        ):
             raise InvalidFileId(self.description, file_id, self.id_format)
         return file_id
 
     def create(
-        self, content: Any, filename: str | None = None, content_type: str | None = None
+        self,
+        content: Any,
+        filename: str | None = None,
+        content_type: str | None = None,
+        *,
+        key: KeyTemplate | str | None = None,
+        key_values: Mapping[str, object] | None = None,
     ) -> str:
-        """Store ``content`` as a new file and return its id."""
-        return self.store(content, filename, content_type).file_id
+        """Store ``content`` as a new file and return its id.
+
+        :param key: name the file by this template (a :class:`~sa_depot.io.keys.KeyTemplate`
+            or its text, e.g. ``'{tenant}/{yyyy}/{mm}/{id}{ext}'``) instead of the one a
+            :class:`~sa_depot.io.utils.KeyedContent` carries (a column's ``key``) or the
+            storage's :attr:`key_template` (without any: a UUID).
+        :param key_values: the values of the template's own placeholders (``{'tenant':
+            'acme'}``), over those a :class:`~sa_depot.io.utils.FileIntent` carries.
+        :raises InvalidKey: the template or its values cannot make a safe key (nothing is
+            stored).
+        """
+        return self.store(content, filename, content_type, key=key, key_values=key_values).file_id
 
     def store(
-        self, content: Any, filename: str | None = None, content_type: str | None = None
+        self,
+        content: Any,
+        filename: str | None = None,
+        content_type: str | None = None,
+        *,
+        key: KeyTemplate | str | None = None,
+        key_values: Mapping[str, object] | None = None,
     ) -> FileInfo:
         """Like :meth:`create`, but return the new file's metadata (id, filename, content
         type, length, checksum, time) as stored, without reading the file back."""
-        return self._store(self.new_file_id(), content, filename, content_type, replace=False)
+        naming = _Naming(as_key_template(key), key_values)
+        return self._store(naming, content, filename, content_type, replace=False)
 
     def replace(
         self,
@@ -549,16 +588,24 @@ class FileStorage(abc.ABC):
     # -- the common work ---------------------------------------------------------------------
     def _store(
         self,
-        file_id: str,
+        file_id: str | _Naming,
         content: Any,
         filename: str | None,
         content_type: str | None,
         *,
         replace: bool,
     ) -> FileInfo:
-        from sa_depot.io.utils import prepare_content  # utils imports this module
+        from sa_depot.io import utils  # utils imports this module
 
-        stream, filename, content_type = prepare_content(content, filename, content_type)
+        stream, filename, content_type = utils.prepare_content(content, filename, content_type)
+        if isinstance(file_id, _Naming):  # a new file: named once its filename is known
+            # the caller's template, else the content's (a column's), else the storage's
+            template = file_id.template or utils.carried_key_template(content) or self.key_template
+            if template is None:
+                file_id = self.new_file_id()
+            else:
+                values = {**utils.carried_key_values(content), **(file_id.values or {})}
+                file_id = self.fileid(template.render(filename=filename, values=values))
         info = FileInfo(
             file_id=file_id,
             filename=filename,
@@ -578,6 +625,15 @@ class FileStorage(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.description}>"
+
+
+@dataclass(frozen=True)
+class _Naming:
+    """How to name a new file: the template the caller gave (``None``: the content's or the
+    storage's, if any, else a UUID) and the values the caller gave."""
+
+    template: KeyTemplate | None
+    values: Mapping[str, object] | None
 
 
 def _carries_metadata(content: object) -> bool:

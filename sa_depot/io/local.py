@@ -7,9 +7,15 @@ Layout of ``storage_path``::
     1b/4e/1b4e28ba-2fa1-41d2-883f-0016d3cca427.json.<hex>.tmp    metadata being written
     6ba7b810-9dad-11d1-80b4-00c04fd430c8/file                    a file written by filedepot
     6ba7b810-9dad-11d1-80b4-00c04fd430c8/metadata.json           ... and its metadata
+    keys/acme/2026/11/1b4e28ba-2fa1-41d2-883f-0016d3cca427.pdf.json   a file with a readable key
+    keys/acme/2026/11/1b4e28ba-2fa1-41d2-883f-0016d3cca427.pdf.9f86d081884c7d65
 
 The two directory levels come from the first four hex digits of the (random) id, so that a
 million files make 65,536 directories of about 15 entries rather than one huge directory.
+A file named by a readable key (:mod:`sa_depot.io.keys`, ``acme/2026/11/<uuid>.pdf``) lives
+under ``keys/``, in the directories its key names: the same metadata and blob, written the same
+way. Directories a key made stay when its files are deleted (removing them could race with a
+write into them).
 
 **How a write stays atomic.** The metadata file names the blob it describes
 (``{"blob": "<id>.<hex>", "filename": ..., "checksum": ...}``). :meth:`create` and
@@ -72,6 +78,7 @@ from sa_depot.io.interfaces import (
     IncomingContent,
     StoredFile,
 )
+from sa_depot.io.keys import is_valid_key
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -86,6 +93,9 @@ _BLOB_RE = re.compile(r"\A(?P<file_id>.+)\.[0-9a-f]{16}\Z")
 #: Ids that cannot lead outside the storage, whatever the OS: no separator, drive or NUL, and
 #: no dot among the four characters that name the shard directories (so no ``..``).
 _PLAIN_ID_RE = re.compile(r"\A[0-9A-Za-z_-]{4}[0-9A-Za-z_.-]*\Z")
+_UUID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+#: The directory, under the storage's, of the files named by readable keys.
+_KEYS_DIR = "keys"
 _METADATA_SUFFIX = ".json"
 _TMP_SUFFIX = ".tmp"
 _LEGACY_DATA = "file"
@@ -153,17 +163,26 @@ class LocalStoredFile(StoredFile):
 class _Paths:
     """Where the pieces of one file id live."""
 
+    file_id: str
     directory: str
     metadata: str
-    legacy_directory: str
+    #: Where filedepot kept this id (``None`` for a key: filedepot wrote none).
+    legacy_directory: str | None
+    #: The name the blobs of this id start with: the id, or the last part of a key.
+    name: str
 
     @property
     def legacy_metadata(self) -> str:
-        return os.path.join(self.legacy_directory, _LEGACY_METADATA)
+        return os.path.join(self._legacy(), _LEGACY_METADATA)
 
     @property
     def legacy_data(self) -> str:
-        return os.path.join(self.legacy_directory, _LEGACY_DATA)
+        return os.path.join(self._legacy(), _LEGACY_DATA)
+
+    def _legacy(self) -> str:
+        if self.legacy_directory is None:
+            raise RuntimeError(f"{self.file_id!r} is a key: filedepot never stored it")
+        return self.legacy_directory
 
     def blob(self, name: str) -> str:
         return os.path.join(self.directory, name)
@@ -228,7 +247,7 @@ class LocalFileStorage(FileStorage):
     def _write(self, content: IncomingContent, *, replace: bool) -> None:
         paths = self._paths(content.info.file_id)
         self._make_directories(paths.directory)
-        blob_name = f"{content.info.file_id}.{secrets.token_hex(8)}"
+        blob_name = f"{paths.name}.{secrets.token_hex(8)}"
         blob_path = paths.blob(blob_name)
         try:
             self._write_blob(blob_path, content)
@@ -297,7 +316,9 @@ class LocalFileStorage(FileStorage):
 
     def _exists(self, file_id: str) -> bool:
         paths = self._paths(file_id)
-        return self._is_file(paths.metadata) or self._is_file(paths.legacy_metadata)
+        if self._is_file(paths.metadata):
+            return True
+        return paths.legacy_directory is not None and self._is_file(paths.legacy_metadata)
 
     def _iter_ids(self) -> Iterator[str]:
         self._check_directory()
@@ -307,8 +328,24 @@ class LocalFileStorage(FileStorage):
                 for sub in self._scan(path):
                     if _SHARD_RE.match(sub):
                         yield from self._ids_in_shard(os.path.join(path, sub), name + sub)
+            elif name == _KEYS_DIR:
+                yield from self._keyed_ids(path, "")
             elif self.is_valid_id(name) and self._is_legacy_file(name):
                 yield name
+
+    def _keyed_ids(self, directory: str, key_prefix: str) -> Iterator[str]:
+        """The keys of the files under ``directory`` of ``keys/``, whose key starts with
+        ``key_prefix``; directory by directory, so that memory holds one listing."""
+        subdirectories: list[str] = []
+        for name in self._scan(directory):
+            if name.endswith(_METADATA_SUFFIX):
+                file_id = key_prefix + name[: -len(_METADATA_SUFFIX)]
+                if is_valid_key(file_id) and not _UUID_RE.match(file_id):
+                    yield file_id
+            elif not name.startswith(".") and os.path.isdir(os.path.join(directory, name)):
+                subdirectories.append(name)
+        for name in subdirectories:
+            yield from self._keyed_ids(os.path.join(directory, name), f"{key_prefix}{name}/")
 
     # -- maintenance -------------------------------------------------------------------------
     def remove_incomplete(self, older_than: timedelta = timedelta(hours=1)) -> list[str]:
@@ -328,6 +365,9 @@ class LocalFileStorage(FileStorage):
                 for sub in self._scan(path):
                     if _SHARD_RE.match(sub):
                         removed.extend(self._remove_incomplete_in(os.path.join(path, sub), cutoff))
+            elif name == _KEYS_DIR:
+                for directory, key_prefix in self._keyed_directories(path, ""):
+                    removed.extend(self._remove_incomplete_in(directory, cutoff, key_prefix))
             elif (
                 self.is_valid_id(name)
                 and os.path.isdir(path)
@@ -340,16 +380,26 @@ class LocalFileStorage(FileStorage):
                 removed.append(path)
         return removed
 
-    def _remove_incomplete_in(self, directory: str, cutoff: float) -> list[str]:
+    def _keyed_directories(self, directory: str, key_prefix: str) -> Iterator[tuple[str, str]]:
+        """``(directory, key prefix)`` of ``directory`` of ``keys/`` and every one below."""
+        yield directory, key_prefix
+        for name in self._scan(directory):
+            path = os.path.join(directory, name)
+            if not name.startswith(".") and os.path.isdir(path):
+                yield from self._keyed_directories(path, f"{key_prefix}{name}/")
+
+    def _remove_incomplete_in(
+        self, directory: str, cutoff: float, key_prefix: str = ""
+    ) -> list[str]:
         removed: list[str] = []
         for name in self._scan(directory):
             path = os.path.join(directory, name)
             blob = _BLOB_RE.match(name)
             if name.endswith(_TMP_SUFFIX):
                 leftover = True
-            elif blob is not None and self.is_valid_id(blob["file_id"]):
+            elif blob is not None and self.is_valid_id(key_prefix + blob["file_id"]):
                 try:
-                    located = self._locate(self._paths(blob["file_id"]), legacy=False)
+                    located = self._locate(self._paths(key_prefix + blob["file_id"]), legacy=False)
                 except StorageError:  # damaged metadata: never risk deleting its content
                     continue
                 leftover = located is None or located.data_path != path
@@ -371,19 +421,33 @@ class LocalFileStorage(FileStorage):
         The base class has already validated the id; this is a second line of defence for
         subclasses with other id policies.
         """
+        if not _UUID_RE.match(file_id) and is_valid_key(file_id):
+            # no part is empty, '.', '..' nor holds a separator: it stays under keys/
+            *directories, name = file_id.split("/")
+            directory = os.path.join(self.root, _KEYS_DIR, *directories)
+            return _Paths(
+                file_id=file_id,
+                directory=directory,
+                metadata=os.path.join(directory, name + _METADATA_SUFFIX),
+                legacy_directory=None,
+                name=name,
+            )
         plain = _PLAIN_ID_RE.match(file_id) is not None
         seps = {os.sep, os.altsep or os.sep, "\0"}
         if not plain and (not file_id or file_id in {".", ".."} or any(s in file_id for s in seps)):
             raise InvalidFileId(self.description, file_id, "a single path component")
         directory = os.path.join(self.root, file_id[:2], file_id[2:4])
+        legacy_directory = os.path.join(self.root, file_id)
         paths = _Paths(
+            file_id=file_id,
             directory=directory,
             metadata=os.path.join(directory, file_id + _METADATA_SUFFIX),
-            legacy_directory=os.path.join(self.root, file_id),
+            legacy_directory=legacy_directory,
+            name=file_id,
         )
         if plain:  # the checks below cost a third of a small file's get()
             return paths
-        for path in (paths.metadata, paths.legacy_directory):
+        for path in (paths.metadata, legacy_directory):
             resolved = os.path.normpath(path)
             inside = os.path.commonpath([self.root, resolved]) == self.root
             if not inside or resolved == self.root:
@@ -396,7 +460,7 @@ class LocalFileStorage(FileStorage):
     def _locate(self, paths: _Paths, *, legacy: bool = True) -> _Located | None:
         """The committed file at ``paths``, or ``None``; the new layout wins over filedepot's."""
         raw = self._read_if_exists(paths.metadata)
-        file_id = os.path.basename(paths.legacy_directory)
+        file_id = paths.file_id
         if raw is not None:
             record = self._parse_metadata(paths.metadata, raw)
             blob = record.get("blob")
@@ -408,7 +472,7 @@ class LocalFileStorage(FileStorage):
                 )
             info = self._info(file_id, paths.metadata, record)
             return _Located(info, paths.blob(blob), raw)
-        if not legacy:
+        if not legacy or paths.legacy_directory is None:
             return None
         raw = self._read_if_exists(paths.legacy_metadata)
         if raw is None:
@@ -561,8 +625,10 @@ class LocalFileStorage(FileStorage):
         if os.path.isdir(directory):
             return
         self._check_directory()
-        parent = os.path.dirname(directory)
-        for path in (parent, directory):
+        missing = [directory]
+        while not os.path.isdir(os.path.dirname(missing[-1])) and missing[-1] != self.root:
+            missing.append(os.path.dirname(missing[-1]))
+        for path in reversed(missing):
             with self._disk("create the directory", path):
                 try:
                     os.mkdir(path)
@@ -584,7 +650,7 @@ class LocalFileStorage(FileStorage):
 
     def _remove_legacy(self, paths: _Paths, *, quietly: bool) -> None:
         """Delete a filedepot file: its metadata first (then it is gone), then the rest."""
-        if not os.path.isdir(paths.legacy_directory):
+        if paths.legacy_directory is None or not os.path.isdir(paths.legacy_directory):
             return
         try:
             with contextlib.suppress(FileNotFoundError):

@@ -563,7 +563,8 @@ class SwiftStorage(FileStorage):
 
     def _iter_ids(self) -> Iterator[str]:
         try:
-            for name in self._names(self.prefix):
+            # every name, not one level: keys such as 'acme/2026/<uuid>.pdf' nest
+            for name in self._names(self.prefix, delimiter=None):
                 file_id = name[len(self.prefix) :]
                 if self.is_valid_id(file_id):
                     yield file_id
@@ -592,8 +593,10 @@ class SwiftStorage(FileStorage):
                     break
                 marker = page[-1]["name"]
                 for item in page:
-                    file_id, _, rest = item["name"][len(base) :].partition("/")
-                    upload = rest.partition("/")[0]
+                    # <file id>/<upload>/<n>: the id may hold '/' (a key), the rest never does
+                    file_id, _, upload = (
+                        item["name"][len(base) :].rpartition("/")[0].rpartition("/")
+                    )
                     written = datetime.fromisoformat(item["last_modified"]).replace(
                         tzinfo=timezone.utc
                     )

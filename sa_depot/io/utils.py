@@ -25,6 +25,7 @@ filename: see :mod:`sa_depot.io.content_types` for the rule.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 from sa_depot.exceptions import UnsupportedContent
@@ -32,6 +33,7 @@ from sa_depot.io.content_types import DEFAULT_CONTENT_TYPE as DEFAULT_CONTENT_TY
 from sa_depot.io.content_types import SNIFF_BYTES, guess_content_type
 from sa_depot.io.filenames import normalize_filename, unescape_form_filename
 from sa_depot.io.interfaces import StoredFile
+from sa_depot.io.keys import KeyTemplate
 from sa_depot.io.validation import Candidate, Validation
 from sa_depot.utils import utcnow_naive
 
@@ -45,13 +47,23 @@ class FileIntent:
     """Content plus the filename and content type it should be stored with.
 
     ``FileIntent(open('photo', 'rb'), 'photo.jpg', 'image/jpeg')``: the filename and content type
-    given here win over those the content carries itself.
+    given here win over those the content carries itself. ``key_values`` fills the
+    placeholders of the key template the file is stored by (``{'tenant': 'acme'}`` for
+    ``'{tenant}/{id}{ext}'``: see :mod:`sa_depot.io.keys`).
     """
 
-    def __init__(self, fileobj: Any, filename: str | None, content_type: str | None) -> None:
+    def __init__(
+        self,
+        fileobj: Any,
+        filename: str | None,
+        content_type: str | None,
+        *,
+        key_values: Mapping[str, object] | None = None,
+    ) -> None:
         self._fileobj = fileobj
         self.filename = filename
         self.content_type = content_type
+        self.key_values: dict[str, object] = dict(key_values or {})
 
     @property
     def fileobj(self) -> Any:
@@ -82,6 +94,46 @@ class ValidatedContent(FileIntent):
 
     def __repr__(self) -> str:
         return f"ValidatedContent({self.fileobj!r}, {self.validation!r})"
+
+
+class KeyedContent(FileIntent):
+    """Content to be named by ``key_template`` (:mod:`sa_depot.io.keys`) when it is stored,
+    unless the caller of ``create``/``store`` gives a ``key`` itself: how a column's
+    ``key=...`` reaches the storage. The filename and content type are those the content
+    carries."""
+
+    def __init__(
+        self,
+        content: Any,
+        key_template: KeyTemplate,
+        key_values: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(content, None, None, key_values=key_values)
+        self.key_template = key_template
+
+    @property
+    def fileinfo(self) -> tuple[Any, str | None, str | None]:
+        return fileinfo(self.fileobj)
+
+    def __repr__(self) -> str:
+        return f"KeyedContent({self.fileobj!r}, {self.key_template!r})"
+
+
+def carried_key_values(content: object) -> dict[str, object]:
+    """The key values ``content`` carries (a :class:`FileIntent`'s, the outer one winning)."""
+    if not isinstance(content, FileIntent):
+        return {}
+    return {**carried_key_values(content.fileobj), **content.key_values}
+
+
+def carried_key_template(content: object) -> KeyTemplate | None:
+    """The key template ``content`` carries (a :class:`KeyedContent`'s, the outer one
+    winning), or ``None``."""
+    while isinstance(content, FileIntent):
+        if isinstance(content, KeyedContent):
+            return content.key_template
+        content = content.fileobj
+    return None
 
 
 def content_filename(content: object) -> str | None:

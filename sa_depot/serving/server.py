@@ -46,7 +46,7 @@ from sa_depot.serving.policy import ServingPolicy
 from sa_depot.serving.representation import SANDBOX_CSP, describe
 from sa_depot.serving.responder import SECURITY_HEADERS, Responder, plain_response
 from sa_depot.serving.signing import UrlSigner, Verdict
-from sa_depot.serving.urls import FileUrls, warn_about_root
+from sa_depot.serving.urls import FileUrls, split_file_url_path, warn_about_root
 
 logger = logging.getLogger("sa_depot.middleware")
 
@@ -165,30 +165,38 @@ class FileServer:
             that shape, an unknown storage, a malformed or absent id), instead of a 404: the
             Flask extension serves its older plain files there.
         """
-        segments = subpath.split("/")
-        if len(segments) not in (2, 3) or not all(segments):
+        parsed = split_file_url_path(subpath)
+        if parsed is None:
             if not_found is not None:
                 return not_found()
             return plain_response(404, "Not Found: file URLs are <storage>/<file id>[/<name>]")
         if request.method not in ALLOWED_METHODS:
             return method_not_allowed()
-        storage_name, file_id = segments[0], segments[1]
+        storage_name, candidates = parsed
         try:
             storage = DepotManager.get(storage_name)
         except StorageNotFound:
             return not_found() if not_found is not None else plain_response(404, "Not Found")
         policy = self.policy_for(storage_name)
-
-        refusal, signed_until = self._check_signature(request, f"{storage_name}/{file_id}", policy)
+        # the ids the path may name, in order (a key's last part or a download name)
+        file_ids = [file_id for file_id in candidates if _is_file_id(storage, file_id)]
+        refusal: Response | None = None
+        for file_id in file_ids:
+            refusal, signed_until = self._check_signature(
+                request, f"{storage_name}/{file_id}", policy
+            )
+            if refusal is not None:
+                continue
+            try:
+                stored = storage.get(file_id)
+            except FileNotFound:
+                continue
+            except StorageError:
+                return self._storage_failed(storage_name, file_id)
+            return self.serve(request, stored, policy, signed_until=signed_until, storage=storage)
         if refusal is not None:
             return refusal
-        try:
-            stored = storage.get(file_id)
-        except (InvalidFileId, FileNotFound):
-            return not_found() if not_found is not None else plain_response(404, "Not Found")
-        except StorageError:
-            return self._storage_failed(storage_name, file_id)
-        return self.serve(request, stored, policy, signed_until=signed_until, storage=storage)
+        return not_found() if not_found is not None else plain_response(404, "Not Found")
 
     def serve(
         self,
@@ -386,3 +394,12 @@ __all__ = [
     "check_serving_options",
     "method_not_allowed",
 ]
+
+
+def _is_file_id(storage: FileStorage, file_id: str) -> bool:
+    """Whether ``file_id`` is well formed for ``storage`` (no request made)."""
+    try:
+        storage.fileid(file_id)
+    except InvalidFileId:
+        return False
+    return True

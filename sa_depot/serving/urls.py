@@ -1,6 +1,7 @@
 """File URLs that agree with the path the middleware answers, wherever it is mounted.
 
-A file URL is ``<root><mountpoint>/<storage>/<file id>[/<filename>][?expires=...&signature=...]``:
+A file URL is ``<root><mountpoint>/<storage>/<file id>[/<filename>][?expires=...&signature=...]``
+(a file id may hold ``/``: a readable key, see :func:`split_file_url_path`):
 
 * ``mountpoint`` is where the middleware answers, below the root of the application it is
   part of: the request's path there (WSGI ``PATH_INFO``, PEP 3333) starts with it;
@@ -38,6 +39,27 @@ logger = logging.getLogger("sa_depot.middleware")
 _request_root: ContextVar[str | None] = ContextVar("sa_depot_request_root", default=None)
 #: Characters of a path kept as they are in a URL (RFC 3986 pchar and '/').
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def split_file_url_path(subpath: str) -> tuple[str, list[str]] | None:
+    """``(storage name, candidate file ids)`` of ``'<storage>/<file id>[/<filename>]'``, the
+    path below the mountpoint (decoded), or ``None`` when it is not of that shape.
+
+    A file id may contain ``/`` (a readable key such as ``acme/2026/<uuid>.pdf``), so a path
+    of three parts or more reads two ways: the last part naming the download, or the last
+    part of the id. A server tries the candidates in order, the second only when the first
+    names no file, so the likelier comes first: ``<id>/<name>`` for two parts after the
+    storage (every URL made before keys existed), the whole key for more (the URL
+    :meth:`FileUrls.url_for` makes for a key without a filename).
+    """
+    segments = subpath.split("/")
+    if len(segments) < 2 or not all(segments):
+        return None
+    storage, rest = segments[0], segments[1:]
+    if len(rest) == 1:
+        return storage, rest
+    whole, named = "/".join(rest), "/".join(rest[:-1])
+    return storage, [named, whole] if len(rest) == 2 else [whole, named]
 
 
 def url_path_prefix(value: str, option: str) -> str:
@@ -129,9 +151,10 @@ class FileUrls:
                     f"storage {storage!r} serves signed URLs only: pass expires_in=... or set "
                     "signed_url_expires_in in its ServingPolicy"
                 )
+        # a key's '/' stays one: servers decode %2F before routing (WSGI PATH_INFO)
         url = (
             quote(self.root + self.mountpoint, safe=_PATH_SAFE)
-            + f"/{quote(storage, safe='')}/{quote(file_id, safe='')}"
+            + f"/{quote(storage, safe='')}/{quote(file_id, safe='/')}"
         )
         name = clean_filename(filename)
         if name:

@@ -9,10 +9,11 @@
 
 :func:`lint_storage` runs every check of :mod:`sa_depot.testing.contract` (Shrine's storage
 linter is the model): the five primitives through the public API, every kind of input, unicode
-filenames, metadata, seeking, replace and copy, ``iter_ids``, error classes for malformed and
-absent ids, atomic visibility under concurrent replaces, failed writes leaving nothing, threads
-(and processes, given ``config``) creating at once, ``public_url``, and bounded memory on a
-256 MiB file. Every built-in storage passes it (tests/contract/).
+filenames, metadata, seeking, replace and copy, ``iter_ids``, readable keys (nested ids
+created, read, listed and deleted; traversal refused; unique on collision), error classes for
+malformed and absent ids, atomic visibility under concurrent replaces, failed writes leaving
+nothing, threads (and processes, given ``config``) creating at once, ``public_url``, and
+bounded memory on a 256 MiB file. Every built-in storage passes it (tests/contract/).
 
 Run it against an empty storage made for the purpose (a temporary directory, a test bucket or
 prefix): the checks create files and delete them afterwards, and they compare listings with

@@ -27,8 +27,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sa_depot.exceptions import FileNotFound, InvalidFileId, StorageError, UnsupportedContent
+from sa_depot.exceptions import (
+    FileNotFound,
+    InvalidFileId,
+    InvalidKey,
+    StorageError,
+    UnsupportedContent,
+)
 from sa_depot.io.interfaces import FileStorage, ResponseOverrides, StoredFile
+from sa_depot.io.keys import KeyTemplate
 from sa_depot.io.memory import MemoryFileStorage
 from sa_depot.io.utils import FileIntent
 from sa_depot.testing.streams import FailingStream, GeneratedStream, InputBroke, ShortReadStream
@@ -324,19 +331,25 @@ def check_public_url(ctx: LintContext) -> None:
     without response overrides (a URL must then carry them: the store sends them)."""
     storage = ctx.storage
     data = b"public?"
-    file_id = storage.create(data, "p.txt")
-    url = storage.public_url(file_id)
-    overrides = ResponseOverrides("text/plain", 'attachment; filename="p.txt"')
-    with storage.get(file_id) as stored:
-        assert (storage.public_url(stored) is None) is (url is None)
-        assert (stored.public_url is None) is (url is None)
-        with_overrides = storage.public_url(stored, response=overrides)
-    for candidate in (url, with_overrides):
-        if candidate is None:
-            continue
-        assert candidate.startswith(("https://", "http://")), f"not a URL: {candidate!r}"
-        with urllib.request.urlopen(candidate, timeout=30) as response:
-            assert response.read() == data, f"{candidate} does not serve the file"
+    plain = storage.create(data, "p.txt")
+    # a readable key with what URLs must escape: spaces, '&', '+', '%', non-ASCII, '/'
+    keyed = storage.create(
+        data, "Résumé 100% final+1.txt", key="Société {tenant}/{id}/{filename}",
+        key_values={"tenant": "a&b"},
+    )  # fmt: skip
+    for file_id in (plain, keyed):
+        url = storage.public_url(file_id)
+        overrides = ResponseOverrides("text/plain", 'attachment; filename="p.txt"')
+        with storage.get(file_id) as stored:
+            assert (storage.public_url(stored) is None) is (url is None)
+            assert (stored.public_url is None) is (url is None)
+            with_overrides = storage.public_url(stored, response=overrides)
+        for candidate in (url, with_overrides):
+            if candidate is None:
+                continue
+            assert candidate.startswith(("https://", "http://")), f"not a URL: {candidate!r}"
+            with urllib.request.urlopen(candidate, timeout=30) as response:
+                assert response.read() == data, f"{candidate} does not serve {file_id!r}"
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -524,6 +537,17 @@ MALFORMED_IDS: dict[str, object] = {
     "newline": f"{ABSENT_ID}\n",
     "empty": "",
     "not a string": 12345,
+    # readable keys (sa_depot.io.keys): '/' separates parts, none of which may climb or hide
+    "parent inside a key": f"acme/../{ABSENT_ID}",
+    "dot part": f"acme/./{ABSENT_ID}",
+    "empty part": f"acme//{ABSENT_ID}",
+    "trailing slash": f"{ABSENT_ID}/",
+    "hidden part": f".sa-depot-uploads/{ABSENT_ID}",
+    "backslash": f"acme\\..\\{ABSENT_ID}",
+    "bidi control": f"acme/\u202e{ABSENT_ID}",
+    "key without a UUID": "acme/2026/11/report.pdf",
+    "part too long": "a" * 300 + f"/{ABSENT_ID}",
+    "key too long": "abcdefgh/" * 50 + ABSENT_ID,
 }
 OPERATIONS: dict[str, Callable[[FileStorage, Any], object]] = {
     "get": lambda storage, fid: storage.get(fid),
@@ -550,6 +574,116 @@ def check_error_classes(ctx: LintContext) -> None:
                 raise AssertionError(f"{op_name}({id_name} id) did not raise InvalidFileId")
     assert (ctx.workdir / "x").read_bytes() == b"outside"
     assert ctx.ids() == set()
+
+
+# -- readable keys -----------------------------------------------------------------------------
+DATED_KEY = "{tenant}/{yyyy}/{mm}/{id}{ext}"
+
+
+@check()
+def check_nested_keys(ctx: LintContext) -> None:
+    """Files named by a key template ('acme/2026/11/<uuid>.pdf') are created, read, listed,
+    replaced and deleted like UUID-named ones, next to them and next to each other."""
+    storage = ctx.storage
+    plain = storage.create(b"plain")
+    data = payload(storage, "keyed")
+    file_id = storage.create(data, "Résumé final.PDF", key=DATED_KEY, key_values={"tenant": "acme"})
+    now = datetime.now(timezone.utc)
+    parts = file_id.split("/")
+    assert len(parts) == 4 and parts[0] == "acme", f"{DATED_KEY!r} made {file_id!r}"
+    assert parts[1] in (str(now.year), str(now.year - 1)) and parts[3].endswith(".pdf"), file_id
+    assert read_back(storage, file_id) == data
+    with storage.get(file_id) as stored:
+        assert stored.file_id == file_id and stored.filename == "Résumé final.PDF"
+        assert stored.checksum == sha256(data)
+    assert storage.exists(file_id) and storage.info(file_id).content_length == len(data)
+    assert ctx.ids() == {plain, file_id}, f"list() gave {sorted(ctx.ids())}"
+    assert storage.replace(file_id, b"new content") == file_id
+    assert read_back(storage, file_id) == b"new content"
+    # two keys in one directory: deleting one leaves the other
+    sibling = storage.create(b"sibling", key="acme/{yyyy}/{mm}/{id}")
+    assert sibling.rpartition("/")[0] == file_id.rpartition("/")[0], (sibling, file_id)
+    assert ctx.ids() == {plain, file_id, sibling}, f"list() gave {sorted(ctx.ids())}"
+    storage.delete(sibling)
+    assert not storage.exists(sibling) and storage.exists(file_id)
+    storage.delete(file_id)
+    assert not storage.exists(file_id) and ctx.ids() == {plain}
+    try:
+        storage.get(file_id)
+    except FileNotFound as exc:
+        assert file_id in str(exc), f"FileNotFound does not name the file: {exc}"
+    else:
+        raise AssertionError("get() of a deleted keyed file did not raise FileNotFound")
+    assert read_back(storage, plain) == b"plain"
+    storage.delete(plain)
+
+
+@check()
+def check_key_traversal_refused(ctx: LintContext) -> None:
+    """Malformed templates raise InvalidKey; values and filenames that try to climb, hide or
+    add parts stay inside one part of the key; nothing is written outside the storage."""
+    storage = ctx.storage
+    (ctx.workdir / "x").write_bytes(b"outside")
+    for template in ("../{id}", "/{id}", "{tenant}//{id}", "./{id}", "{a.b}/{id}", "{0}/{id}"):
+        try:
+            storage.create(b"x", key=template, key_values={"tenant": "t"})
+        except InvalidKey as exc:
+            assert isinstance(exc, ValueError) and template in str(exc)
+        else:
+            raise AssertionError(f"key template {template!r} was accepted")
+    safe_template = KeyTemplate("{tenant}/{filename}")
+    refused: list[str] = []
+    for value in ("../..", "../../x", "/etc", "a\\..\\b", ".", "\u202eevil", "a\x00b", "x/../.."):
+        try:
+            file_id = storage.create(
+                b"x", "../../../etc/passwd", key=safe_template, key_values={"tenant": value}
+            )
+        except InvalidKey:
+            refused.append(value)  # nothing left of the value: refused, nothing stored
+            continue
+        parts = file_id.split("/")
+        assert len(parts) == 3 and parts[2] == "passwd", f"{value!r} made {file_id!r}"
+        assert not any(p in (".", "..") or p.startswith(".") for p in parts), file_id
+        assert "\u202e" not in file_id and "\x00" not in file_id and "\\" not in file_id
+        assert read_back(storage, file_id) == b"x"
+        storage.delete(file_id)
+    assert refused == ["."], f"values refused instead of made safe: {refused}"
+    try:
+        storage.create(b"x", key="{tenant}/{id}")
+    except InvalidKey as exc:
+        assert "tenant" in str(exc), f"InvalidKey does not name the missing value: {exc}"
+    else:
+        raise AssertionError("a template whose value is missing was accepted")
+    with storage.get(storage.create(b"source")) as stored:
+        try:
+            storage.write_copy(stored, file_id=f"../{ABSENT_ID}")
+        except InvalidFileId:
+            pass
+        else:
+            raise AssertionError("write_copy() to a climbing key was accepted")
+        storage.delete(stored.file_id)
+    assert (ctx.workdir / "x").read_bytes() == b"outside"
+    assert ctx.ids() == set()
+
+
+@check()
+def check_keys_unique(ctx: LintContext) -> None:
+    """The same template, values and filename never name two files alike: no upload
+    overwrites another, with or without {id} in the template."""
+    storage = ctx.storage
+    made: dict[str, bytes] = {}
+    for template in (DATED_KEY, "{tenant}/{filename}"):
+        for n in range(8):
+            data = f"upload {template} {n}".encode()
+            file_id = storage.create(
+                data, "report.pdf", key=template, key_values={"tenant": "acme"}
+            )
+            assert file_id not in made, f"{template!r} named two files {file_id!r}"
+            made[file_id] = data
+    assert ctx.ids() == set(made)
+    for file_id, data in made.items():
+        assert read_back(storage, file_id) == data, f"{file_id} was overwritten"
+        storage.delete(file_id)
 
 
 # -- concurrency and atomic visibility --------------------------------------------------------

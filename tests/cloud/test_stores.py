@@ -208,6 +208,26 @@ def test_swift_remove_incomplete_deletes_segments_no_manifest_uses(
     cloud_storage.delete(file_id)
 
 
+def test_swift_remove_incomplete_keeps_the_segments_of_keyed_files(
+    swift_server: object, swift_container: str
+) -> None:
+    """A key holds '/': the sweep reads ``<id>/<upload>/<n>`` from the right."""
+    from tests.cloud.conftest import CLOUDS
+
+    cloud_storage = CLOUDS["swift"].make(swift_server, swift_container, prefix="keyed/")
+    assert isinstance(cloud_storage, SwiftStorage)
+    file_id = cloud_storage.create(
+        io.BytesIO(os.urandom(2 * MiB + 1)), "big.bin", key="acme/{yyyy}/{id}{ext}"
+    )
+    orphan = f"{cloud_storage.prefix}{SEGMENTS_DIR}{file_id}/0123/000000"
+    cloud_storage.connection.put_object(cloud_storage.container, orphan, b"left by a crash")
+    assert cloud_storage.remove_incomplete(older_than=timedelta(0)) == [orphan]
+    assert cloud_storage.list() == [file_id]
+    with cloud_storage.get(file_id) as stored:  # the file's own segments are kept
+        assert len(stored.read()) == 2 * MiB + 1
+    cloud_storage.delete(file_id)
+
+
 def test_swift_wrong_key_is_named(swift_server: object, swift_container: str) -> None:
     from tests.swiftserver import SwiftServer
 

@@ -166,3 +166,23 @@ def test_swift_signed_urls_need_the_temp_url_key() -> None:
     with pytest.raises(ConfigurationError, match="temp_url_key"):
         SwiftStorage("media", auth_url="http://127.0.0.1:9/auth/v1.0", user="a:b", key="k",
                      public_url="signed")  # fmt: skip
+
+
+#: A readable key with what a signed URL must escape: spaces, '&', '+', '%', non-ASCII, '/'.
+SIGNED_KEY = "Société {tenant}/{id}/{filename}"
+
+
+@pytest.mark.parametrize("fixture", ["gcs_signed", "azure_signed", "swift_signed"])
+def test_signed_urls_of_readable_keys_serve_the_file(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    storage = request.getfixturevalue(fixture)
+    file_id = storage.create(
+        b"keyed and signed", "Résumé 100% final+1.txt", key=SIGNED_KEY,
+        key_values={"tenant": "a&b"},
+    )  # fmt: skip
+    assert file_id.startswith("Société a&b/") and file_id.endswith("/Résumé 100% final+1.txt")
+    url = storage.public_url(file_id)
+    assert url is not None
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 200 and response.content == b"keyed and signed"
