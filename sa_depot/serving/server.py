@@ -15,8 +15,9 @@ through these steps, each in its own place:
 4. the response (:mod:`~sa_depot.serving.responder`): conditional requests, ranges, headers
    and body, proxied or handed to a front server.
 
-The storage and the id come only from :class:`~sa_depot.manager.DepotManager` and the
-storage's own id validation, so no request can name anything outside a configured storage.
+The storage and the id come only from the configured storages
+(:class:`~sa_depot.depots.Depots`) and the storage's own id validation, so no request can name
+anything outside a configured storage.
 
 :meth:`FileServer.respond` and iterating the body it returns do blocking I/O (the storage, the
 authorization hook): an asynchronous front runs them in worker threads.
@@ -32,6 +33,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
+from sa_depot.depots import Depots
 from sa_depot.exceptions import (
     ConfigurationError,
     FileNotFound,
@@ -41,7 +43,6 @@ from sa_depot.exceptions import (
 )
 from sa_depot.io.interfaces import DEFAULT_CHUNK_SIZE as MAX_CHUNK_SIZE
 from sa_depot.io.interfaces import FileStorage, StoredFile
-from sa_depot.manager import DepotManager
 from sa_depot.serving.policy import ServingPolicy
 from sa_depot.serving.representation import SANDBOX_CSP, describe
 from sa_depot.serving.responder import SECURITY_HEADERS, Responder, plain_response
@@ -124,16 +125,14 @@ class FileServer:
         Two names of one storage with different policies are refused (ConfigurationError)
         rather than letting the URL's choice of name pick the laxer one.
         """
-        resolved = DepotManager.resolve_alias(storage)
+        resolved = Depots.resolve_alias(storage)
         found = [
-            policy
-            for key, policy in self.policies.items()
-            if DepotManager.resolve_alias(key) == resolved
+            policy for key, policy in self.policies.items() if Depots.resolve_alias(key) == resolved
         ]
         if not found:
             return self.default_policy
         if any(policy != found[0] for policy in found[1:]):
-            names = sorted(k for k in self.policies if DepotManager.resolve_alias(k) == resolved)
+            names = sorted(k for k in self.policies if Depots.resolve_alias(k) == resolved)
             raise ConfigurationError(
                 f"the serving policies given for {', '.join(map(repr, names))} differ, but they "
                 f"all name storage {resolved!r}: give one policy per storage"
@@ -174,7 +173,7 @@ class FileServer:
             return method_not_allowed()
         storage_name, candidates = parsed
         try:
-            storage = DepotManager.get(storage_name)
+            storage = Depots.get(storage_name)
         except StorageNotFound:
             return not_found() if not_found is not None else plain_response(404, "Not Found")
         policy = self.policy_for(storage_name)

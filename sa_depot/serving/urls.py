@@ -27,8 +27,8 @@ from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from sa_depot.depots import Depots
 from sa_depot.exceptions import ConfigurationError
-from sa_depot.manager import DepotManager
 from sa_depot.serving.policy import ServingPolicy
 from sa_depot.serving.representation import clean_filename
 from sa_depot.serving.signing import UrlSigner
@@ -142,7 +142,7 @@ class FileUrls:
         With ``expires_in`` (seconds) the URL is signed and refused after that time. A storage
         whose policy requires signatures gets its ``signed_url_expires_in`` by default.
         """
-        storage, file_id = DepotManager.split_path(path)
+        storage, file_id = Depots.split_path(path)
         policy = self._policy_for(storage)
         if expires_in is None and policy.require_signature:
             expires_in = policy.signed_url_expires_in
