@@ -46,6 +46,7 @@ from sqlalchemy.orm.base import instance_state
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from sa_depot.exceptions import (
+    ConfigurationError,
     FileDiscarded,
     UnsupportedContent,
     ValidationFailed,
@@ -56,8 +57,10 @@ from sa_depot.fields.lists import UploadedFileList
 from sa_depot.fields.upload import ContentToStore, UploadedFile
 from sa_depot.io.utils import ValidatedContent
 from sa_depot.io.validation import Validation, ValidatorLike
-from sa_depot.orm import records
+from sa_depot.orm import promotions, records
 from sa_depot.orm.install import watch_mappers
+from sa_depot.promotion.embedded import EmbeddedExecutor
+from sa_depot.promotion.job import QueuedForPromotion, run
 
 _T = TypeVar("_T")
 
@@ -78,7 +81,14 @@ class FileColumn(TypeDecorator[_T]):
         Extensions('.png', '.jpg'), ImageDimensions(max_pixels=...), my_function]``. Content
         that breaks one raises :class:`~sa_depot.exceptions.ValidationFailed` at the
         assignment and is not stored.
+    :param promote_to: a storage name: new content is stored in ``upload_storage`` (the
+        *queue*: private and fast, typically local disk) and marked queued; after the commit
+        a promotion runs ``filters`` on it and moves the result to this storage
+        (:mod:`sa_depot.promotion`, docs/promotion.md). Single-file columns only.
     """
+
+    #: Whether the column may take ``promote_to``.
+    promotable = True
 
     impl = sa.Text
     cache_ok = True
@@ -92,6 +102,7 @@ class FileColumn(TypeDecorator[_T]):
         upload_storage: str | None = None,
         *args: Any,
         validators: Iterable[ValidatorLike] = (),
+        promote_to: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -100,6 +111,14 @@ class FileColumn(TypeDecorator[_T]):
         self.upload_storage = upload_storage
         self.validators = tuple(validators)
         self.validation = Validation(self.validators)
+        self.promote_to = promote_to
+        if promote_to is not None:
+            if not self.promotable:
+                raise ConfigurationError(
+                    f"{type(self).__name__} cannot take promote_to: promote single files "
+                    "(UploadedFileField)"
+                )
+            promotions.use_default(lambda: EmbeddedExecutor(run))
         watch_mappers()
 
     # -- storing content ---------------------------------------------------------------------
@@ -108,12 +127,31 @@ class FileColumn(TypeDecorator[_T]):
 
         :raises ValidationFailed: the content broke a validator; nothing was stored.
         """
+        filters = self.filters
+        if self.promote_to is not None:  # the filters run at the promotion
+            filters = (QueuedForPromotion(self.promote_to),)
         if not self.validation:
-            return self.upload_type(content, self.upload_storage, filters=self.filters)
+            return self.upload_type(content, self.upload_storage, filters=filters)
         checked = ValidatedContent(content, self.validation)
-        uploaded = self.upload_type(checked, self.upload_storage, filters=self.filters)
+        uploaded = self.upload_type(checked, self.upload_storage, filters=filters)
         self.validation.mark_passed(uploaded.lifecycle)
         return uploaded
+
+    def promoted_copy(self, queued: UploadedFile) -> UploadedFile:
+        """Store the queued file ``queued`` describes in ``promote_to``, streamed through
+        this column's filters (its derivatives made there too): the promoted descriptor, a
+        fresh upload that the promotion writes into the row. The validators passed when the
+        file was queued.
+
+        :raises ConfigurationError: the column has no ``promote_to``.
+        """
+        if self.promote_to is None:
+            raise ConfigurationError(f"{self!r} has no promote_to: nothing to promote to")
+        with queued.file as stored:
+            promoted = self.upload_type(stored, self.promote_to, filters=self.filters)
+        if self.validation:
+            self.validation.mark_passed(promoted.lifecycle)
+        return promoted
 
     def coerce_item(self, value: Any) -> UploadedFile:
         """The UploadedFile that assigning ``value`` stores (for a file list: that adding it
@@ -239,9 +277,9 @@ class FileColumn(TypeDecorator[_T]):
     def __repr__(self) -> str:
         # Alembic's autogenerate renders the type with repr(): only what a migration needs
         # (filters, upload type and validators do not change the schema) and valid Python.
-        if self.upload_storage is None:
-            return f"{type(self).__name__}()"
-        return f"{type(self).__name__}(upload_storage={self.upload_storage!r})"
+        given = (("upload_storage", self.upload_storage), ("promote_to", self.promote_to))
+        options = [f"{name}={value!r}" for name, value in given if value is not None]
+        return f"{type(self).__name__}({', '.join(options)})"
 
 
 class UploadedFileField(FileColumn[UploadedFile]):
@@ -295,6 +333,7 @@ class UploadedFileListField(FileColumn[list[UploadedFile]]):
     """
 
     cache_ok = True
+    promotable = False
 
     def coerce(self, value: Any) -> UploadedFileList:
         """The list that assigning ``value`` (a list of content, UploadedFiles or descriptor

@@ -1,0 +1,298 @@
+"""Two-stage storage: uploads queued in a private storage, promoted after the commit.
+
+On SQLite, PostgreSQL and MariaDB, with the embedded executor: the commit stores in the queue
+and journals the promotion; the promotion runs the filters, writes the public file and its
+derivatives, swaps the row's descriptor only if the row still holds the queued file, keeps
+the registry right and removes the queued file. Rollbacks, savepoints, replacement and
+deletion during a promotion, failures and retries.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from sa_depot import schema
+from sa_depot.database import promotions as journal
+from sa_depot.descriptor import PROMOTION_KEY
+from sa_depot.exceptions import ConfigurationError
+from sa_depot.fields.interfaces import DepotFileInfo, FileFilter
+from sa_depot.fields.sqlalchemy import UploadedFileField, UploadedFileListField
+from sa_depot.fields.upload import UploadedFile
+from sa_depot.manager import DepotManager
+from sa_depot.orm import promotions as dispatch
+from sa_depot.promotion import EmbeddedExecutor, Outcome, is_queued, promote, run
+from sa_depot.promotion import job as promotion_job
+from tests.orm.conftest import make_engine
+
+
+class Gate:
+    """Lets a test hold a promotion inside its filters."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+
+class Derivative(FileFilter):
+    """Stores an upper-cased copy as a derivative (a thumbnail's stand-in), behind a gate;
+    raises for content starting with b"poison"."""
+
+    gate = Gate()
+
+    def on_save(self, uploaded: DepotFileInfo) -> None:
+        with uploaded.file as stored:
+            data = stored.read()
+        if data.startswith(b"poison"):
+            raise RuntimeError("this file always fails")
+        self.gate.entered.set()
+        assert self.gate.release.wait(30)
+        path, file_id = uploaded.store_content(data.upper(), "upper.txt", "text/plain")
+        uploaded["upper_path"] = path
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Photo(Base):
+    __tablename__ = f"photos_{uuid.uuid4().hex[:8]}"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image: Mapped[UploadedFile | None] = mapped_column(
+        UploadedFileField(upload_storage="queue", promote_to="public", filters=[Derivative()])
+    )
+
+
+@pytest.fixture
+def storages(tmp_path: Path) -> Iterator[None]:
+    for name in ("queue", "public"):
+        DepotManager.configure(
+            name,
+            {
+                "depot.backend": "sa_depot.io.local.LocalFileStorage",
+                "depot.storage_path": str(tmp_path / name),
+                "depot.fsync": "false",
+            },
+        )
+    DepotManager.set_default("queue")
+    yield
+
+
+@pytest.fixture
+def executor() -> Iterator[EmbeddedExecutor]:
+    found = EmbeddedExecutor(run)
+    dispatch.set_executor(found)
+    promotion_job.configure(max_attempts=3, backoff=timedelta(0))
+    Derivative.gate = Gate()
+    yield found
+    found.shutdown()
+    dispatch.set_executor(None)
+    promotion_job.reset()
+
+
+@pytest.fixture
+def db(db_url: str, storages: None, executor: EmbeddedExecutor) -> Iterator[sa.Engine]:
+    engine = make_engine(db_url)
+    schema.metadata.create_all(engine)
+    Base.metadata.create_all(engine)
+    yield engine
+    executor.wait_idle(30)
+    Base.metadata.drop_all(engine)
+    schema.metadata.drop_all(engine)
+    engine.dispose()
+
+
+def stored(name: str) -> set[str]:
+    return {f"{name}/{i}" for i in DepotManager.get(name).list()}
+
+
+def registered(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(schema.attachments.c.path)).scalars())
+
+
+def queued_rows(engine: sa.Engine) -> list[journal.Promotion]:
+    return journal.listing(engine)
+
+
+def load(engine: sa.Engine, photo_id: int) -> UploadedFile:
+    with Session(engine) as session:
+        photo = session.get(Photo, photo_id)
+        assert photo is not None and photo.image is not None
+        return photo.image
+
+
+def read(uploaded: UploadedFile) -> bytes:
+    with uploaded.file as f:
+        return f.read()
+
+
+def add_photo(engine: sa.Engine, content: bytes) -> tuple[int, UploadedFile]:
+    with Session(engine) as session:
+        photo = Photo(image=UploadedFile.of(content, "photo.txt", "text/plain"))
+        session.add(photo)
+        session.commit()
+        assert photo.image is not None
+        return photo.id, photo.image
+
+
+def test_a_committed_upload_is_queued_then_promoted_with_its_derivatives(
+    db: sa.Engine, executor: EmbeddedExecutor
+) -> None:
+    Derivative.gate.release.clear()  # hold the promotion to look at the queued state
+    photo_id, queued = add_photo(db, b"hello")
+    assert queued.depot_name == "queue" and is_queued(queued)
+    assert queued[PROMOTION_KEY] == {"state": "queued", "to": "public"}
+    assert set(queued.keys()) >= {"file_id", "path", "depot_name", "files", "checksum"}
+    assert "upper_path" not in queued  # the filters run at the promotion
+    assert Derivative.gate.entered.wait(30)
+    [row] = queued_rows(db)
+    assert (row.path, row.target, row.state, row.attempts) == (queued.path, "public", "queued", 0)
+    DepotManager.make_middleware()
+    assert load(db, photo_id).url == f"/depot/{queued.path}"  # served from the queue
+    assert read(load(db, photo_id)) == b"hello"
+
+    Derivative.gate.release.set()
+    assert executor.wait_idle(30)
+    promoted = load(db, photo_id)
+    assert promoted.depot_name == "public" and not is_queued(promoted)
+    assert read(promoted) == b"hello" and promoted.checksum == queued.checksum
+    assert promoted.filename == "photo.txt" and promoted.content_type == "text/plain"
+    assert DepotManager.get_file(promoted["upper_path"]).read() == b"HELLO"
+    assert stored("queue") == set()  # the queued file went
+    assert stored("public") == set(promoted.files) and len(promoted.files) == 2
+    assert registered(db) == set(promoted.files)
+    assert queued_rows(db) == []
+    assert promoted.url == f"/depot/{promoted.path}"
+
+
+def test_a_rolled_back_upload_journals_nothing_and_leaves_nothing(
+    db: sa.Engine, executor: EmbeddedExecutor
+) -> None:
+    with Session(db) as session:
+        session.add(Photo(image=UploadedFile.of(b"gone")))
+        session.flush()
+        assert len(stored("queue")) == 1
+        session.rollback()
+    assert executor.wait_idle(30)
+    assert stored("queue") == stored("public") == set()
+    assert queued_rows(db) == [] and registered(db) == set()
+
+
+def test_a_rolled_back_savepoint_takes_only_its_own_promotion(
+    db: sa.Engine, executor: EmbeddedExecutor
+) -> None:
+    with Session(db) as session:
+        kept = Photo(image=UploadedFile.of(b"kept"))
+        session.add(kept)
+        session.flush()
+        nested = session.begin_nested()
+        session.add(Photo(image=UploadedFile.of(b"inner")))
+        session.flush()
+        nested.rollback()
+        session.commit()
+        kept_id = kept.id
+    assert executor.wait_idle(30)
+    promoted = load(db, kept_id)
+    assert read(promoted) == b"kept" and promoted.depot_name == "public"
+    assert stored("queue") == set() and stored("public") == set(promoted.files)
+    assert queued_rows(db) == []
+
+
+def test_a_replacement_during_the_promotion_wins(db: sa.Engine, executor: EmbeddedExecutor) -> None:
+    Derivative.gate.release.clear()
+    photo_id, first = add_photo(db, b"first")
+    assert Derivative.gate.entered.wait(30)  # the promotion is processing "first"
+    with Session(db) as session:
+        photo = session.get(Photo, photo_id)
+        assert photo is not None
+        photo.image = UploadedFile.of(b"second")
+        session.commit()
+    Derivative.gate.release.set()
+    assert executor.wait_idle(30)
+    final = load(db, photo_id)
+    assert read(final) == b"second" and final.depot_name == "public"  # promoted in turn
+    # the copies promoted from "first" were removed, and "first" itself with its replacement
+    assert stored("public") == set(final.files)
+    assert stored("queue") == set()
+    assert registered(db) == set(final.files)
+    assert queued_rows(db) == []
+
+
+def test_a_deletion_during_the_promotion_wins(db: sa.Engine, executor: EmbeddedExecutor) -> None:
+    Derivative.gate.release.clear()
+    photo_id, _ = add_photo(db, b"doomed")
+    assert Derivative.gate.entered.wait(30)
+    with Session(db) as session:
+        photo = session.get(Photo, photo_id)
+        session.delete(photo)
+        session.commit()
+    Derivative.gate.release.set()
+    assert executor.wait_idle(30)
+    assert stored("queue") == stored("public") == set()
+    assert registered(db) == set() and queued_rows(db) == []
+
+
+def test_a_poisoned_file_stays_queued_and_fails_after_its_attempts(
+    db: sa.Engine, executor: EmbeddedExecutor
+) -> None:
+    photo_id, queued = add_photo(db, b"poison pill")
+    assert executor.wait_idle(30)
+    [row] = queued_rows(db)
+    assert row.state == "failed" and row.attempts == 3  # max_attempts of the fixture
+    assert row.last_error is not None and "this file always fails" in row.last_error
+    assert load(db, photo_id) == queued and read(queued) == b"poison pill"  # still served
+    assert stored("queue") == {queued.path} and stored("public") == set()
+    assert promote(db, queued.path) is Outcome.GAVE_UP  # not retried unless asked
+    assert journal.retry_failed(db) == [queued.path]
+    [row] = queued_rows(db)
+    assert (row.state, row.attempts) == ("queued", 0)
+
+
+def test_promotion_is_idempotent(db: sa.Engine, executor: EmbeddedExecutor) -> None:
+    dispatch.set_executor(None)
+    dispatch.set_executor(_Ignoring())  # nothing runs on its own: the test runs the job
+    photo_id, queued = add_photo(db, b"twice")
+    assert promote(db, queued.path) is Outcome.PROMOTED
+    assert promote(db, queued.path) is Outcome.ABSENT
+    final = load(db, photo_id)
+    assert read(final) == b"twice" and stored("public") == set(final.files)
+    assert stored("queue") == set()
+
+
+class _Ignoring:
+    def submit(self, engine: sa.Engine, paths: Any) -> None:
+        pass
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+def test_the_default_executor_starts_lazily_and_shuts_down(storages: None) -> None:
+    dispatch.reset()
+    assert dispatch.executor() is None  # nothing declared promote_to since the reset
+    UploadedFileField(upload_storage="queue", promote_to="public")
+    made = dispatch.executor()
+    assert isinstance(made, EmbeddedExecutor) and not made.started
+    made.submit(sa.create_engine("sqlite://"), [])
+    assert made.started
+    dispatch.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        made.submit(sa.create_engine("sqlite://"), ["queue/x"])
+    assert dispatch.executor() is not made  # a new default on the next use
+    dispatch.reset()
+
+
+def test_a_file_list_refuses_promote_to() -> None:
+    with pytest.raises(ConfigurationError, match="single files"):
+        UploadedFileListField(promote_to="public")
