@@ -9,6 +9,10 @@ deletion during a promotion, failures and retries.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -32,6 +36,8 @@ from sa_depot.orm import promotions as dispatch
 from sa_depot.promotion import EmbeddedExecutor, Outcome, is_queued, promote, run
 from sa_depot.promotion import job as promotion_job
 from tests.orm.conftest import make_engine
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Gate:
@@ -296,3 +302,81 @@ def test_the_default_executor_starts_lazily_and_shuts_down(storages: None) -> No
 def test_a_file_list_refuses_promote_to() -> None:
     with pytest.raises(ConfigurationError, match="single files"):
         UploadedFileListField(promote_to="public")
+
+
+PROMOTION_WORKER = """
+import json, resource, sys
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sa_depot import schema
+from sa_depot.fields.sqlalchemy import UploadedFileField
+from sa_depot.fields.upload import UploadedFile
+from sa_depot.manager import DepotManager
+from sa_depot.orm import promotions as dispatch
+from sa_depot.promotion import Outcome, promote
+from sa_depot.testing.streams import GeneratedStream
+
+root, size = sys.argv[1], int(sys.argv[2])
+for name in ("queue", "public"):
+    DepotManager.configure(name, {"depot.storage_path": f"{root}/{name}", "depot.fsync": "false"})
+
+class Ignoring:
+    def submit(self, engine, paths): pass
+    def shutdown(self, wait=True): pass
+
+dispatch.set_executor(Ignoring())  # the promotion runs below, measured
+
+class Base(DeclarativeBase):
+    pass
+
+class Video(Base):
+    __tablename__ = "videos"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content: Mapped[UploadedFile | None] = mapped_column(
+        UploadedFileField(upload_storage="queue", promote_to="public"))
+
+engine = sa.create_engine(f"sqlite:///{root}/db.sqlite")
+schema.metadata.create_all(engine)
+Base.metadata.create_all(engine)
+with Session(engine) as session:  # warm up every code path with a small file
+    session.add(Video(content=UploadedFile.of(b"warm-up" * 1000)))
+    session.commit()
+    [warm] = [v.content.path for v in session.query(Video)]
+assert promote(engine, warm) is Outcome.PROMOTED
+stream = GeneratedStream(size)
+with Session(engine) as session:
+    video = Video(content=UploadedFile.of(stream, "big.bin"))
+    session.add(video)
+    session.commit()
+    queued, video_id = video.content.path, video.id
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+outcome = promote(engine, queued)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+with Session(engine) as session:
+    promoted = session.get(Video, video_id).content
+print(json.dumps({"outcome": outcome.value, "baseline": baseline, "after": after,
+    "expected": stream.sha256.hexdigest(), "checksum": promoted.checksum,
+    "stored": DepotManager.get("public").info(promoted.file_id).content_length,
+    "storage": promoted.depot_name, "queue_left": DepotManager.get("queue").list()}))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="ru_maxrss is in bytes on macOS")
+def test_promoting_256_mib_keeps_memory_bounded(tmp_path: Path) -> None:
+    size = 256 * 1024 * 1024
+    completed = subprocess.run(
+        [sys.executable, "-c", PROMOTION_WORKER, str(tmp_path), str(size)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=280,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["outcome"] == "promoted" and result["storage"] == "public"
+    assert result["checksum"] == result["expected"] and result["stored"] == size
+    assert len(result["queue_left"]) == 0  # the queued file (and the warm-up's) went
+    growth = result["after"] - result["baseline"]
+    assert growth < 64 * 1024 * 1024, f"peak RSS grew by {growth / 2**20:.1f} MiB"
