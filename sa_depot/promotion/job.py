@@ -36,7 +36,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm import Mapper, Session, configure_mappers
 
 from sa_depot.database import promotions
 from sa_depot.database.promotions import Promotion
@@ -174,6 +174,7 @@ def column_of(found: Promotion) -> tuple[Mapper[Any], str, Any]:
     :raises ConfigurationError: no mapped class of this process has that column, or its
         column has no ``promote_to``.
     """
+    configure_mappers()  # a worker that only imported the models has not configured them yet
     for mapper in equipped_mappers():
         for key, field_type in (file_fields_of(mapper) or {}).items():
             column = file_column(mapper, key)
