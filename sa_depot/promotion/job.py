@@ -111,13 +111,13 @@ def is_queued(uploaded: UploadedFile | None) -> bool:
     return uploaded is not None and promotion_target(uploaded) is not None
 
 
-def promote(engine: sa.Engine, path: str) -> Outcome:
+def promote(engine: sa.Engine, path: str, *, max_attempts: int | None = None) -> Outcome:
     """Run the promotion of the queued file ``path`` journaled in ``engine``'s database (see
     the module docs). Idempotent: a promotion already done, or cancelled, is
     :attr:`Outcome.ABSENT`; a ``failed`` one is left alone (:attr:`Outcome.GAVE_UP`).
 
     The mapped class holding the column must be imported in this process (a worker imports
-    the application's models).
+    the application's models). ``max_attempts`` overrides the policy's.
     """
     found = promotions.get(engine, path)
     if found is None:
@@ -135,11 +135,11 @@ def promote(engine: sa.Engine, path: str) -> Outcome:
         with Workbench():
             promoted: UploadedFile = field_type.promoted_copy(held)
     except Exception as exc:  # noqa: BLE001 - any failure of the processing is recorded
-        return _failed(engine, path, exc)
+        return _failed(engine, path, exc, max_attempts)
     try:
         won = _compare_and_set(engine, mapper, key, primary_key, path, promoted)
     except Exception as exc:  # noqa: BLE001 - rolled back: the lifecycle removed the copies
-        return _failed(engine, path, exc)
+        return _failed(engine, path, exc, max_attempts)
     if not won:
         record = promoted.lifecycle
         if record is not None:
@@ -242,11 +242,15 @@ def _cancel(engine: sa.Engine, path: str) -> None:
         promotions.finish(connection, path)
 
 
-def _failed(engine: sa.Engine, path: str, exc: BaseException) -> Outcome:
+def _failed(engine: sa.Engine, path: str, exc: BaseException, max_attempts: int | None) -> Outcome:
     _log.warning("sa_depot: the promotion of %s failed: %s", path, exc, exc_info=exc)
     try:
         row = promotions.record_failure(
-            engine, path, exc, max_attempts=policy.max_attempts, backoff=policy.backoff
+            engine,
+            path,
+            exc,
+            max_attempts=max_attempts or policy.max_attempts,
+            backoff=policy.backoff,
         )
     except sa.exc.SQLAlchemyError as db_error:
         _log.warning("sa_depot could not record the failure of %s: %s", path, db_error)
