@@ -10,14 +10,13 @@ and the workers import it::
 
     # myapp/tasks.py
     import dramatiq
-    from dramatiq.brokers.redis import RedisBroker
     from sa_depot.promotion import set_executor
-    from sa_depot.promotion.dramatiq import DramatiqExecutor
+    from sa_depot.promotion.dramatiq import DramatiqExecutor, redis_broker
 
     from myapp.database import engine
     import myapp.models  # noqa: F401 - the workers need the mapped classes
 
-    broker = RedisBroker(url="redis://127.0.0.1:6379/0")
+    broker = redis_broker("redis://127.0.0.1:6379/0")
     dramatiq.set_broker(broker)
     promotions = DramatiqExecutor(broker, engine)
     set_executor(promotions)
@@ -41,6 +40,15 @@ from sa_depot.promotion.job import Outcome, policy, promote
 
 #: The Dramatiq queue promotions go to, unless told otherwise.
 DEFAULT_QUEUE = "sa_depot_promotions"
+
+
+def redis_broker(url: str, *, namespace: str = "dramatiq") -> dramatiq.Broker:
+    """A Dramatiq ``RedisBroker`` on ``url`` (``redis://host:port/db``), typed (Dramatiq's
+    constructor is not annotated). It connects at the first message, not here."""
+    from dramatiq.brokers.redis import RedisBroker
+
+    broker: dramatiq.Broker = RedisBroker(url=url, namespace=namespace)  # type: ignore[no-untyped-call]
+    return broker
 
 
 class PromotionFailed(DepotError, RuntimeError):
@@ -115,4 +123,4 @@ def _retry_when(attempts: int) -> object:
     return retry_when
 
 
-__all__ = ["DEFAULT_QUEUE", "DramatiqExecutor", "PromotionFailed"]
+__all__ = ["DEFAULT_QUEUE", "DramatiqExecutor", "PromotionFailed", "redis_broker"]

@@ -102,8 +102,8 @@ class QueuedForPromotion(FileFilter):
     def __init__(self, target: str) -> None:
         self.target = target
 
-    def on_save(self, uploaded: DepotFileInfo) -> None:
-        uploaded[PROMOTION_KEY] = {"state": "queued", "to": self.target}
+    def on_save(self, uploaded_file: DepotFileInfo) -> None:
+        uploaded_file[PROMOTION_KEY] = {"state": "queued", "to": self.target}
 
 
 def is_queued(uploaded: UploadedFile | None) -> bool:

@@ -8,7 +8,6 @@ import os
 
 import dramatiq
 import sqlalchemy as sa
-from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sa_depot.fields.interfaces import DepotFileInfo, FileFilter
@@ -16,7 +15,7 @@ from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.manager import DepotManager
 from sa_depot.promotion import set_executor
-from sa_depot.promotion.dramatiq import DramatiqExecutor
+from sa_depot.promotion.dramatiq import DramatiqExecutor, redis_broker
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -53,7 +52,7 @@ class Photo(Base):
 
 
 def make_executor(engine: sa.Engine, namespace: str, queue: str) -> DramatiqExecutor:
-    broker = RedisBroker(url=REDIS_URL, namespace=namespace)
+    broker = redis_broker(REDIS_URL, namespace=namespace)
     dramatiq.set_broker(broker)
     return DramatiqExecutor(
         broker, engine, queue_name=queue, min_backoff=100, max_backoff=400, max_attempts=3
