@@ -31,6 +31,7 @@ journal (``sa-depot promote --list``) and the message done.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import dramatiq
 import sqlalchemy as sa
@@ -42,12 +43,16 @@ from sa_depot.promotion.job import Outcome, policy, promote
 DEFAULT_QUEUE = "sa_depot_promotions"
 
 
-def redis_broker(url: str, *, namespace: str = "dramatiq") -> dramatiq.Broker:
+def redis_broker(url: str, *, namespace: str = "dramatiq", **options: Any) -> dramatiq.Broker:
     """A Dramatiq ``RedisBroker`` on ``url`` (``redis://host:port/db``), typed (Dramatiq's
-    constructor is not annotated). It connects at the first message, not here."""
+    constructor is not annotated); ``options`` are its other keyword arguments
+    (``heartbeat_timeout``, ``maintenance_chance``...). It connects at the first message, not
+    here."""
     from dramatiq.brokers.redis import RedisBroker
 
-    broker: dramatiq.Broker = RedisBroker(url=url, namespace=namespace)  # type: ignore[no-untyped-call]
+    broker: dramatiq.Broker = RedisBroker(  # type: ignore[no-untyped-call]
+        url=url, namespace=namespace, **options
+    )
     return broker
 
 

@@ -5,6 +5,7 @@ storage directory, table prefix, Redis namespace and queue, all unique to one te
 from __future__ import annotations
 
 import os
+import time
 
 import dramatiq
 import sqlalchemy as sa
@@ -21,15 +22,25 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class Reversed(FileFilter):
-    """Stores the reversed content as a derivative; refuses content starting with poison."""
+    """Stores the reversed content as a derivative; refuses content starting with poison.
 
-    def on_save(self, uploaded: DepotFileInfo) -> None:
-        with uploaded.file as stored:
+    While the file ``hold`` exists in ``$PROMOTION_TEST_GATE``, it writes ``entered`` there and
+    waits (a test holds a promotion in the middle, in another process)."""
+
+    def on_save(self, uploaded_file: DepotFileInfo) -> None:
+        with uploaded_file.file as stored:
             data = stored.read()
         if data.startswith(b"poison"):
             raise ValueError("a poisoned file: this processor always raises")
-        path, _ = uploaded.store_content(data[::-1], "reversed.bin")
-        uploaded["reversed_path"] = path
+        gate = os.environ.get("PROMOTION_TEST_GATE")
+        if gate and os.path.exists(os.path.join(gate, "hold")):
+            with open(os.path.join(gate, "entered"), "w") as entered:
+                entered.write(str(os.getpid()))
+            deadline = time.monotonic() + 60
+            while os.path.exists(os.path.join(gate, "hold")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        path, _ = uploaded_file.store_content(data[::-1], "reversed.bin")
+        uploaded_file["reversed_path"] = path
 
 
 def configure_storages(root: str) -> None:
@@ -52,7 +63,11 @@ class Photo(Base):
 
 
 def make_executor(engine: sa.Engine, namespace: str, queue: str) -> DramatiqExecutor:
-    broker = redis_broker(REDIS_URL, namespace=namespace)
+    # A worker killed with SIGKILL holds its messages until its heartbeat times out; then the
+    # broker's maintenance (run at every fetch here) gives them to another worker.
+    broker = redis_broker(
+        REDIS_URL, namespace=namespace, heartbeat_timeout=2_000, maintenance_chance=1_000_000
+    )
     dramatiq.set_broker(broker)
     return DramatiqExecutor(
         broker, engine, queue_name=queue, min_backoff=100, max_backoff=400, max_attempts=3
