@@ -380,3 +380,93 @@ def test_promoting_256_mib_keeps_memory_bounded(tmp_path: Path) -> None:
     assert len(result["queue_left"]) == 0  # the queued file (and the warm-up's) went
     growth = result["after"] - result["baseline"]
     assert growth < 64 * 1024 * 1024, f"peak RSS grew by {growth / 2**20:.1f} MiB"
+
+
+def test_rows_inserted_together_are_each_promoted(
+    db: sa.Engine, executor: EmbeddedExecutor
+) -> None:
+    with Session(db) as session:
+        photos = [Photo(image=UploadedFile.of(f"photo {n}".encode())) for n in range(5)]
+        session.add_all(photos)
+        session.commit()
+        ids = [p.id for p in photos]
+    assert executor.wait_idle(30)
+    assert queued_rows(db) == []
+    for n, photo_id in enumerate(ids):
+        image = load(db, photo_id)
+        assert image.depot_name == "public" and read(image) == f"photo {n}".encode()
+    assert stored("queue") == set()
+
+
+EXIT_SCRIPT = """
+import sys, threading
+baseline = threading.active_count()
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+import sa_depot.promotion, sa_depot.workbench
+from sa_depot import schema
+from sa_depot.fields.sqlalchemy import UploadedFileField
+from sa_depot.fields.upload import UploadedFile
+from sa_depot.manager import DepotManager
+from sa_depot.orm import promotions as dispatch
+
+root = sys.argv[1]
+for name in ("queue", "public"):
+    DepotManager.configure(name, {"depot.storage_path": f"{root}/{name}", "depot.fsync": "false"})
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image: Mapped[UploadedFile | None] = mapped_column(
+        UploadedFileField(upload_storage="queue", promote_to="public"))
+
+
+assert threading.active_count() == baseline, "importing or declaring started threads"
+assert not dispatch.executor().started  # made, not started: nothing was committed yet
+engine = sa.create_engine(f"sqlite:///{root}/db.sqlite")
+schema.metadata.create_all(engine)
+Base.metadata.create_all(engine)
+for n in range(3):
+    with Session(engine) as session, session.begin():
+        session.add(Photo(image=UploadedFile.of(b"x" * 100_000)))
+assert dispatch.executor().started
+print("exiting", flush=True)  # without waiting: the atexit handler stops the pool
+"""
+
+
+def test_the_embedded_executor_stops_cleanly_at_exit(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "exiting" in completed.stdout and "Traceback" not in completed.stderr
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.connect() as conn:
+        values = [
+            json.loads(v) for v in conn.execute(sa.text("SELECT image FROM photos")).scalars()
+        ]
+        journaled = set(conn.execute(sa.select(schema.promotions.c.path)).scalars())
+    engine.dispose()
+    assert len(values) == 3
+    held: set[str] = set()
+    for value in values:  # each row is promoted, or still queued with its journal row
+        if value["depot_name"] == "queue":
+            assert value[PROMOTION_KEY]["state"] == "queued" and value["path"] in journaled
+        else:
+            assert value["depot_name"] == "public" and PROMOTION_KEY not in value
+        held.update(value["files"])
+    for name in ("queue", "public"):
+        DepotManager.configure(name, {"depot.storage_path": str(tmp_path / name)})
+    on_disk = stored("queue") | stored("public")
+    assert held == on_disk  # nothing a row holds is missing, nothing else was left
