@@ -66,17 +66,34 @@ class Derivative(FileFilter):
         uploaded["upper_path"] = path
 
 
-class Base(DeclarativeBase):
-    pass
+def make_models() -> tuple[type[DeclarativeBase], Any]:
+    """The module's model, made per module: the suite uninstalls the lifecycle after each
+    module, which strips the mappers of classes made at import time."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Photo(Base):
+        __tablename__ = f"photos_{uuid.uuid4().hex[:8]}"
+        __table_args__ = {"sqlite_autoincrement": True}
+        id: Mapped[int] = mapped_column(primary_key=True)
+        image: Mapped[UploadedFile | None] = mapped_column(
+            UploadedFileField(upload_storage="queue", promote_to="public", filters=[Derivative()])
+        )
+
+    return Base, Photo
 
 
-class Photo(Base):
-    __tablename__ = f"photos_{uuid.uuid4().hex[:8]}"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(primary_key=True)
-    image: Mapped[UploadedFile | None] = mapped_column(
-        UploadedFileField(upload_storage="queue", promote_to="public", filters=[Derivative()])
-    )
+Base: type[DeclarativeBase]
+Photo: Any
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _models() -> Iterator[None]:
+    global Base, Photo
+    Base, Photo = make_models()
+    yield
+    Base.registry.dispose()
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from sa_depot import schema
 from sa_depot.collector import collect
 from sa_depot.database import promotions as journal
+from sa_depot.fields import lifecycle
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.manager import DepotManager
 from sa_depot.orm import promotions as dispatch
@@ -103,6 +104,10 @@ class Workers:
 
 @pytest.fixture
 def engine(db_url: str, tmp_path: Path) -> Iterator[sa.Engine]:
+    # Photo was mapped when this module was imported; another module's tests may have
+    # uninstalled the lifecycle since: equip it again (idempotent).
+    lifecycle.watch_mappers()
+    lifecycle.install_for_mapper(sa.inspect(Photo), {"image": Photo.__table__.c.image.type})
     found = sa.create_engine(db_url)
     schema.metadata.create_all(found)
     dramatiq_tasks.Base.metadata.create_all(found)
