@@ -243,7 +243,7 @@ def _finish_commit(found: Ledger, session: Session) -> None:
     for connection in found.connections:
         queued = promotions.take_enqueued(connection)
         if queued and not outer:  # under an outer transaction, `sa-depot promote` runs them
-            promotion_executor.submit(connection.engine, queued)
+            storage_io(promotion_executor.submit, connection.engine, queued)  # a broker's I/O
     if not found.removals:
         return
     if outer:

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
+from sa_depot.exceptions import ConfigurationError
+
 _log = logging.getLogger(__name__)
 
 #: A promotion job: runs the promotion of one path, returns the seconds to wait before
@@ -35,12 +37,17 @@ class EmbeddedExecutor:
 
     :param job: the job to run for each path (:func:`sa_depot.promotion.job.run`).
     :param workers: how many promotions run at once.
+    :param engine: the engine promotions use, instead of the one whose commit submitted them.
+        Required with ``AsyncSession``: the worker threads need a synchronous engine on the
+        same database (``create_engine("postgresql+psycopg://...")`` beside
+        ``create_async_engine("postgresql+asyncpg://...")``).
     """
 
-    def __init__(self, job: Job, workers: int = 2) -> None:
+    def __init__(self, job: Job, workers: int = 2, *, engine: sa.Engine | None = None) -> None:
         if workers < 1:
             raise ValueError(f"an EmbeddedExecutor needs at least one worker, not {workers}")
         self._job = job
+        self._engine = engine
         self._workers = workers
         self._condition = threading.Condition()
         self._waiting: list[tuple[float, int, sa.Engine, str]] = []  # a heap, by due time
@@ -54,7 +61,16 @@ class EmbeddedExecutor:
         """Run the promotions of ``paths`` as soon as a worker is free.
 
         :raises RuntimeError: the executor was shut down.
+        :raises ConfigurationError: ``engine`` is asynchronous and the executor was given no
+            synchronous engine.
         """
+        engine = self._engine or engine
+        if engine.dialect.is_async:
+            raise ConfigurationError(
+                f"promotions committed through an AsyncSession on {engine.url.drivername} "
+                "need a synchronous engine for the worker threads: set_executor("
+                "EmbeddedExecutor(run, engine=create_engine(<a sync URL of that database>)))"
+            )
         with self._condition:
             if self._stopping:
                 raise RuntimeError("this EmbeddedExecutor was shut down: submit to a new one")

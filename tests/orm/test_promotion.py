@@ -9,6 +9,7 @@ deletion during a promotion, failures and retries.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -487,3 +488,45 @@ def test_the_embedded_executor_stops_cleanly_at_exit(tmp_path: Path) -> None:
         DepotManager.configure(name, {"depot.storage_path": str(tmp_path / name)})
     on_disk = stored("queue") | stored("public")
     assert held == on_disk  # nothing a row holds is missing, nothing else was left
+
+
+@pytest.mark.parametrize("sync_engine_given", [True, False])
+def test_an_async_session_commit_is_queued_then_promoted(
+    storages: None, tmp_path: Path, sync_engine_given: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from sa_depot import aio
+
+    sync_engine = sa.create_engine(f"sqlite:///{tmp_path / 'async.sqlite'}")
+    found = EmbeddedExecutor(run, engine=sync_engine if sync_engine_given else None)
+    dispatch.set_executor(found)
+
+    async def scenario() -> tuple[int, UploadedFile]:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'async.sqlite'}")
+        async with engine.begin() as conn:
+            await conn.run_sync(schema.metadata.create_all)
+            await conn.run_sync(Base.metadata.create_all)
+        content = await aio.store(b"async", field=Photo.image)  # the column's way: queued
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            session.add(photo := Photo(image=content))
+        await engine.dispose()
+        return photo.id, content
+
+    try:
+        photo_id, queued = asyncio.run(scenario())
+        assert is_queued(queued) and queued.depot_name == "queue"
+        assert found.wait_idle(30)
+        if sync_engine_given:
+            promoted = load(sync_engine, photo_id)
+            assert promoted.depot_name == "public" and read(promoted) == b"async"
+            assert DepotManager.get_file(promoted["upper_path"]).read() == b"ASYNC"
+            assert stored("queue") == set()
+        else:  # said, and left in the journal for a synchronous worker
+            assert "need a synchronous engine" in caplog.text
+            assert [p.path for p in queued_rows(sync_engine)] == [queued.path]
+            assert load(sync_engine, photo_id) == queued
+    finally:
+        found.shutdown()
+        dispatch.set_executor(None)
+        sync_engine.dispose()
