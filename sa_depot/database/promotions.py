@@ -161,6 +161,12 @@ def finish(connection: sa.Connection, path: str) -> None:
     connection.execute(promotions.delete().where(promotions.c.path == path))
 
 
+def cancel(connection: sa.Connection, paths: Sequence[str]) -> None:
+    """Delete the journal rows of ``paths``, queued files a row let go of (replaced or
+    deleted) before their promotion, in the caller's transaction."""
+    connection.execute(promotions.delete().where(promotions.c.path.in_(list(paths))))
+
+
 def record_failure(
     bind: sa.Engine,
     path: str,
@@ -259,6 +265,7 @@ __all__ = [
     "FAILED",
     "QUEUED",
     "Promotion",
+    "cancel",
     "due",
     "enqueue",
     "finish",

@@ -183,6 +183,9 @@ def release(
     if not paths:
         return
     ensure_schema(connection)
+    queued = [u.path for u in uploaded_files_in(value) if promotion_target(u) and u.path in paths]
+    if queued:  # let go of before its promotion: nothing left to promote
+        promotions.cancel(connection, queued)
     outcome = registry.detach(connection, ref, paths)
     if outcome.unregistered:
         _log.debug(

@@ -283,6 +283,22 @@ def test_a_poisoned_file_stays_queued_and_fails_after_its_attempts(
     assert (row.state, row.attempts) == ("queued", 0)
 
 
+def test_replacing_a_queued_file_cancels_its_promotion(
+    db: sa.Engine, executor: EmbeddedExecutor
+) -> None:
+    dispatch.set_executor(_Ignoring())  # nothing runs: the promotion stays journaled
+    photo_id, queued = add_photo(db, b"poison, never promoted")
+    assert [p.path for p in queued_rows(db)] == [queued.path]
+    with Session(db) as session:
+        photo = session.get_one(Photo, photo_id)
+        photo.image = UploadedFile.of(b"replacement")
+        session.commit()
+    [row] = queued_rows(db)  # the replacement's own promotion, not the replaced file's
+    assert row.path == load(db, photo_id).path != queued.path
+    assert queued.path not in stored("queue")
+    assert promote(db, queued.path) is Outcome.ABSENT
+
+
 def test_promotion_is_idempotent(db: sa.Engine, executor: EmbeddedExecutor) -> None:
     dispatch.set_executor(None)
     dispatch.set_executor(_Ignoring())  # nothing runs on its own: the test runs the job
