@@ -546,3 +546,22 @@ def test_an_async_session_commit_is_queued_then_promoted(
         found.shutdown()
         dispatch.set_executor(None)
         sync_engine.dispose()
+
+
+def test_the_journal_gives_due_promotions_and_holds_back_failed_ones(
+    db: sa.Engine, executor: EmbeddedExecutor
+) -> None:
+    dispatch.set_executor(_Ignoring())
+    _, first = add_photo(db, b"first")
+    _, second = add_photo(db, b"second")
+    assert set(journal.due(db)) == {first.path, second.path}
+    row = journal.record_failure(
+        db, first.path, RuntimeError("S3 is down"), max_attempts=3, backoff=timedelta(hours=1)
+    )
+    assert row is not None and (row.state, row.attempts) == ("queued", 1)
+    assert row.last_error == "RuntimeError: S3 is down"
+    assert journal.due(db) == [second.path]  # the first waits for its back-off
+    later = row.next_attempt_at
+    assert later is not None
+    assert set(journal.due(db, now=later + timedelta(seconds=1))) == {first.path, second.path}
+    assert journal.due(db, older_than=timedelta(hours=1)) == []  # both are fresh
