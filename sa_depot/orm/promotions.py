@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -39,39 +40,42 @@ class PromotionExecutor(Protocol):
         ...
 
 
+@dataclass
+class _Dispatch:
+    #: The executor promotions go to (set, or the default once made).
+    executor: PromotionExecutor | None = None
+    #: The default executor, if this module made it (it shuts it down).
+    default: PromotionExecutor | None = None
+    #: What makes the default executor.
+    factory: Callable[[], PromotionExecutor] | None = None
+
+
 _lock = threading.Lock()
-_state: dict[str, object] = {}  # "executor", "factory": a dict, so no ``global`` is needed
+_state = _Dispatch()
 
 
 def set_executor(executor: PromotionExecutor | None) -> None:
     """Send promotions to ``executor`` from now on (``None``: back to the default). The
     executor replaced is not shut down: its owner does that."""
     with _lock:
-        if executor is None:
-            _state.pop("executor", None)
-        else:
-            _state["executor"] = executor
+        _state.executor = executor if executor is not None else _state.default
 
 
 def use_default(factory: Callable[[], PromotionExecutor]) -> None:
     """Make the default executor with ``factory`` when first needed (idempotent: the first
     factory stays)."""
     with _lock:
-        _state.setdefault("factory", factory)
+        if _state.factory is None:
+            _state.factory = factory
 
 
 def executor() -> PromotionExecutor | None:
     """The executor promotions go to: the one set, else the default (made now), else
     ``None`` when no column with ``promote_to`` exists in this process."""
     with _lock:
-        found = _state.get("executor")
-        if found is None:
-            factory = _state.get("factory")
-            if factory is None:
-                return None
-            found = _state["executor"] = factory()  # type: ignore[operator]
-            _state["default"] = found
-        return found  # type: ignore[return-value]
+        if _state.executor is None and _state.factory is not None:
+            _state.executor = _state.default = _state.factory()
+        return _state.executor
 
 
 def submit(engine: sa.Engine, paths: Sequence[str]) -> None:
@@ -104,18 +108,18 @@ def shutdown(wait: bool = True) -> None:
     """Shut the default executor down (if it was made) and forget it; the next promotion
     makes a new one. Tests call this to start from a clean state."""
     with _lock:
-        default = _state.pop("default", None)
-        if _state.get("executor") is default:
-            _state.pop("executor", None)
+        default, _state.default = _state.default, None
+        if _state.executor is default:
+            _state.executor = None
     if default is not None:
-        default.shutdown(wait=wait)  # type: ignore[attr-defined]
+        default.shutdown(wait=wait)
 
 
 def reset() -> None:
     """Shut the default executor down and forget every executor and factory (tests)."""
     shutdown()
     with _lock:
-        _state.clear()
+        _state.executor = _state.default = _state.factory = None
 
 
 __all__ = [
