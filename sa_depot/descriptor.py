@@ -83,6 +83,21 @@ def complete_loaded(data: MutableMapping[str, Any]) -> None:
     data["files"] = tuple(data.get("files") or ())
 
 
+#: The key of a descriptor whose file waits in a queue storage for its promotion:
+#: ``{"state": "queued", "to": "<public storage>"}`` (see :mod:`sa_depot.promotion`).
+PROMOTION_KEY = "promotion"
+
+
+def promotion_target(data: Mapping[str, Any]) -> str | None:
+    """The storage a queued descriptor's file is to be promoted to, or ``None`` when the
+    descriptor is not queued (promoted, or never queued)."""
+    found = data.get(PROMOTION_KEY)
+    if isinstance(found, Mapping) and found.get("state") == "queued":
+        target = found.get("to")
+        return target if isinstance(target, str) and target else None
+    return None
+
+
 def owned_paths(descriptor: Mapping[str, Any]) -> tuple[str, ...]:
     """Every path a descriptor owns: ``files``, else ``path``, plus filedepot's derivative
     paths (``thumb_path``, ``thumb_<w>x<h>_path``), each once, the original first."""
@@ -131,12 +146,14 @@ def paths_in(value: Any) -> Iterator[str]:
 
 
 __all__ = [
+    "PROMOTION_KEY",
     "SEPARATOR",
     "complete_loaded",
     "is_path",
     "join_path",
     "owned_paths",
     "paths_in",
+    "promotion_target",
     "split_path",
     "storage_of",
 ]

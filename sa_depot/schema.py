@@ -11,6 +11,7 @@ from sa_depot.database.schema import (
     files,
     metadata,
     pending_removals,
+    promotions,
 )
 
-__all__ = ["adoptions", "attachments", "files", "metadata", "pending_removals"]
+__all__ = ["adoptions", "attachments", "files", "metadata", "pending_removals", "promotions"]

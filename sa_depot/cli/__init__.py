@@ -8,6 +8,7 @@
     sa-depot copy SRC DST               copy the files of a storage into another (resumable)
     sa-depot gc --database-url URL      remove files no committed row references
     sa-depot adopt --database-url URL   register the files of existing rows in the registry
+    sa-depot promote --database-url URL run queued promotions; --list, --retry-failed
     sa-depot serve                      serve the storages over HTTP (DepotMiddleware)
 
 Storages come from a configuration file and environment variables: see
@@ -25,6 +26,7 @@ from sa_depot.cli.config import ENV_CONFIG
 from sa_depot.cli.copy import copy_command
 from sa_depot.cli.files import ls_command, stat_command
 from sa_depot.cli.gc import gc_command
+from sa_depot.cli.promote import promote_command
 from sa_depot.cli.servers import demo_command, serve_command
 
 
@@ -52,6 +54,7 @@ cli.add_command(serve_command)
 cli.add_command(copy_command)
 cli.add_command(gc_command)
 cli.add_command(adopt_command)
+cli.add_command(promote_command)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import click
@@ -17,6 +18,7 @@ from sa_depot.cli.database import (
     require_url,
 )
 from sa_depot.exceptions import ConfigurationError
+from sa_depot.promotion.job import promote
 
 
 class GraceParam(click.ParamType):  # type: ignore[type-arg]
@@ -109,6 +111,8 @@ def gc_command(
                 grace=grace,
                 dry_run=dry_run,
                 sweep=not journal_only,
+                # the metadata's models are imported: their queued files can be promoted
+                promoter=None if journal_only else partial(promote, engine),
             )
     finally:
         engine.dispose()
@@ -121,6 +125,8 @@ def gc_command(
             click.echo(f"{verb} {path} (unreferenced)")
         for path in report.incomplete:  # never in a dry run: nothing is looked for
             click.echo(f"{verb} {path} (left by an interrupted write)")
+        for path, outcome in report.promotions:
+            click.echo(f"promotion of {path}: {outcome} (stalled)")
         for path in report.missing:
             click.echo(f"missing {path} (referenced by a row, not in its storage)", err=True)
     click.echo(report.summary())

@@ -41,6 +41,12 @@ names none; aliases followed). A storage that no column writes to (a backup fill
 ``sa-depot copy``, another application's storage) holds files no row of this database will ever
 reference: sweeping it would empty it, so it is swept only when ``storages`` names it.
 
+3. **Stalled promotions.** Files queued for promotion (a column with ``promote_to``) whose
+   journal row in ``sa_depot_promotions`` is older than ``grace``: the process that was to
+   promote them died. With a ``promoter`` (``sa-depot gc`` passes one when the models are
+   imported), the collector runs them again. A queued file is a file its row references: the
+   sweep keeps it, as any other.
+
 What the collector cannot see: references held in columns missing from the metadata you pass,
 in other databases, or outside any database (a storage shared between applications). Pass
 every metadata whose rows reference the storages, and name in ``storages`` only the ones they
@@ -54,7 +60,7 @@ import importlib
 import itertools
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -63,7 +69,7 @@ from typing import Any, Protocol, runtime_checkable
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, registry
 
-from sa_depot.database import journal
+from sa_depot.database import journal, promotions
 from sa_depot.database import registry as file_registry
 from sa_depot.database.references import reference_key, storage_location
 from sa_depot.database.schema import PATH_LENGTH, files, pending_removals
@@ -130,6 +136,9 @@ class CollectReport:
     missing: list[str] = field(default_factory=list)
     #: ``(path or storage, message)`` of every failure; the rest of the work went on.
     errors: list[tuple[str, str]] = field(default_factory=list)
+    #: Queued paths whose promotion stalled (journaled before the cutoff) and was run again
+    #: (or, dry run, would be), with what the run did.
+    promotions: list[tuple[str, str]] = field(default_factory=list)
     #: Whether the removal journal table exists (without it only the sweep runs).
     journal_available: bool = True
 
@@ -154,6 +163,7 @@ class CollectReport:
             if self.dry_run
             else f"leftovers of interrupted writes removed: {len(self.incomplete)}",
             f"referenced but missing: {len(self.missing)}",
+            f"stalled promotions run again: {len(self.promotions)}",
             f"errors: {len(self.errors)}",
         ]
         return "\n".join(lines)
@@ -170,6 +180,7 @@ def collect(
     journal_pass: bool = True,
     sweep: bool = True,
     batch_size: int = BATCH_SIZE,
+    promoter: Callable[[str], object] | None = None,
 ) -> CollectReport:
     """Finish interrupted removals and remove unreferenced files older than ``grace``.
 
@@ -191,6 +202,9 @@ def collect(
     :param journal_pass: process the removal journal (a).
     :param sweep: mark and sweep (b). ``sweep=False`` needs no metadata (pass ``[]``).
     :param batch_size: rows per round trip while marking.
+    :param promoter: runs the promotion of a queued path (for instance
+        ``lambda path: sa_depot.promotion.promote(engine, path)``); with it, promotions
+        journaled more than ``grace`` ago and still queued are run again first.
     :raises CollectorError: when sweeping would be unsafe (a table of the metadata is missing
         from the database, or the metadata has no ``UploadedFileField`` column).
     """
@@ -211,6 +225,8 @@ def collect(
     report.storages = names
     report.not_swept = left_alone(names) if sweep else []
 
+    if promoter is not None:
+        _finish_promotions(bind, promoter, report, now=now, dry_run=dry_run)
     with _marks(bind, sweep) as marks:
         if sweep:
             _mark(marks, columns, batch_size, report)
@@ -228,6 +244,27 @@ def collect(
                 _remove_incomplete(names, report.cutoff, report)
     _log.info("sa_depot collector%s:\n%s", " (dry run)" if dry_run else "", report.summary())
     return report
+
+
+def _finish_promotions(
+    bind: Bind,
+    promoter: Callable[[str], object],
+    report: CollectReport,
+    *,
+    now: datetime,
+    dry_run: bool,
+) -> None:
+    engine = bind.engine if isinstance(bind, sa.Connection) else bind
+    for path in promotions.due(engine, now=now, older_than=report.grace):
+        if dry_run:
+            report.promotions.append((path, "would run"))
+            continue
+        try:
+            outcome = promoter(path)
+        except Exception as exc:  # noqa: BLE001 - the collection goes on; the report says it
+            report.errors.append((path, f"promotion: {_describe(exc)}"))
+            continue
+        report.promotions.append((path, str(getattr(outcome, "value", outcome))))
 
 
 # == what to read ==============================================================================
@@ -264,14 +301,17 @@ def _file_columns(tables: Iterable[sa.Table]) -> list[sa.Column[Any]]:
 
 def written_storages(columns: Iterable[sa.Column[Any]]) -> list[str]:
     """The storage names (aliases resolved) that ``columns`` write new files to: each
-    column type's ``upload_storage``, or the default storage for a column naming none."""
+    column type's ``upload_storage``, or the default storage for a column naming none, and
+    its ``promote_to``."""
     names: list[str] = []
     for column in columns:
         name = getattr(column.type, "upload_storage", None) or DepotManager.get_default()
-        DepotManager.get(name)  # raises StorageNotFound, naming the configured ones
-        resolved = DepotManager.resolve_alias(name)
-        if resolved not in names:
-            names.append(resolved)
+        promoted_to = getattr(column.type, "promote_to", None)  # promotions write there
+        for written in (name, promoted_to) if promoted_to else (name,):
+            DepotManager.get(written)  # raises StorageNotFound, naming the configured ones
+            resolved = DepotManager.resolve_alias(written)
+            if resolved not in names:
+                names.append(resolved)
     return names
 
 

@@ -24,6 +24,11 @@ attachment of a file, the file's path is inserted here in that same transaction.
 commit the file is removed and its row deleted; if the removal fails, or the process dies
 before it, the row stays (with ``attempts`` and ``last_error``) for the collector.
 
+**The promotion journal**, ``sa_depot_promotions``: one row per queued file (a column with
+``promote_to``) waiting to be processed and moved to its public storage, written in the
+transaction that stores the row holding it; the promotion deletes it in the short transaction
+that writes the promoted descriptor (see :mod:`sa_depot.database.promotions`).
+
 **Adoption progress**, ``sa_depot_adoptions``: how far :func:`sa_depot.migrate.adopt_files`
 got through each column, so that an interrupted adoption resumes.
 """
@@ -97,6 +102,29 @@ pending_removals = sa.Table(
     sa.Index("ix_sa_depot_pending_removals_scheduled_at", "scheduled_at"),
 )
 
+promotions = sa.Table(
+    "sa_depot_promotions",
+    metadata,
+    #: ``'storage/file_id'`` of the queued file (the descriptor's ``path``).
+    sa.Column("path", sa.String(PATH_LENGTH), primary_key=True),
+    #: The storage the promoted file goes to.
+    sa.Column("target", sa.String(NAME_LENGTH), nullable=False),
+    #: The row holding the queued file, as the file registry names it.
+    sa.Column("table_name", sa.String(NAME_LENGTH), nullable=False),
+    sa.Column("column_name", sa.String(NAME_LENGTH), nullable=False),
+    sa.Column("row_key", sa.String(ROW_KEY_LENGTH), nullable=False),
+    #: ``'queued'`` (waiting, or retrying) or ``'failed'`` (gave up after its attempts).
+    sa.Column("state", sa.String(16), nullable=False, default="queued"),
+    sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+    #: Failed attempts so far, when the last one ran, and its error.
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+    sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    #: Not retried before this time (UTC): the back-off after a failure.
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_sa_depot_promotions_state", "state", "next_attempt_at"),
+)
+
 adoptions = sa.Table(
     "sa_depot_adoptions",
     metadata,
@@ -119,4 +147,5 @@ __all__ = [
     "files",
     "metadata",
     "pending_removals",
+    "promotions",
 ]

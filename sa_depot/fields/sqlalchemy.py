@@ -47,6 +47,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from sa_depot.direct.staging import is_upload_token, refuse_unverified, staged_file
 from sa_depot.exceptions import (
+    ConfigurationError,
     FileDiscarded,
     UnsupportedContent,
     ValidationFailed,
@@ -58,8 +59,10 @@ from sa_depot.fields.upload import ContentToStore, UploadedFile
 from sa_depot.io.keys import KeyTemplate, as_key_template, copy_template
 from sa_depot.io.utils import KeyedContent, ValidatedContent
 from sa_depot.io.validation import Validation, ValidatorLike
-from sa_depot.orm import records
+from sa_depot.orm import promotions, records
 from sa_depot.orm.install import watch_mappers
+from sa_depot.promotion.embedded import EmbeddedExecutor
+from sa_depot.promotion.job import QueuedForPromotion, run
 
 _T = TypeVar("_T")
 
@@ -85,7 +88,14 @@ class FileColumn(TypeDecorator[_T]):
         its values with ``UploadedFile.of(content, key_values={'tenant': 'acme'})`` or a
         ``FileIntent(..., key_values=...)``. A malformed template raises
         :class:`~sa_depot.exceptions.InvalidKey` here; a missing value, at the assignment.
+    :param promote_to: a storage name: new content is stored in ``upload_storage`` (the
+        *queue*: private and fast, typically local disk) and marked queued; after the commit
+        a promotion runs ``filters`` on it and moves the result to this storage
+        (:mod:`sa_depot.promotion`, docs/promotion.md). Single-file columns only.
     """
+
+    #: Whether the column may take ``promote_to``.
+    promotable = True
 
     impl = sa.Text
     cache_ok = True
@@ -100,6 +110,7 @@ class FileColumn(TypeDecorator[_T]):
         *args: Any,
         validators: Iterable[ValidatorLike] = (),
         key: KeyTemplate | str | None = None,
+        promote_to: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -109,6 +120,14 @@ class FileColumn(TypeDecorator[_T]):
         self.upload_storage = upload_storage
         self.validators = tuple(validators)
         self.validation = Validation(self.validators)
+        self.promote_to = promote_to
+        if promote_to is not None:
+            if not self.promotable:
+                raise ConfigurationError(
+                    f"{type(self).__name__} cannot take promote_to: promote single files "
+                    "(UploadedFileField)"
+                )
+            promotions.use_default(lambda: EmbeddedExecutor(run))
         watch_mappers()
 
     # -- storing content ---------------------------------------------------------------------
@@ -119,12 +138,34 @@ class FileColumn(TypeDecorator[_T]):
         """
         if self.key is not None and not isinstance(content, KeyedContent):
             content = KeyedContent(content, self.key)
+        filters = self.filters
+        if self.promote_to is not None:  # the filters run at the promotion
+            filters = (QueuedForPromotion(self.promote_to),)
         if not self.validation:
-            return self.upload_type(content, self.upload_storage, filters=self.filters)
+            return self.upload_type(content, self.upload_storage, filters=filters)
         checked = ValidatedContent(content, self.validation)
-        uploaded = self.upload_type(checked, self.upload_storage, filters=self.filters)
+        uploaded = self.upload_type(checked, self.upload_storage, filters=filters)
         self.validation.mark_passed(uploaded.lifecycle)
         return uploaded
+
+    def promoted_copy(self, queued: UploadedFile) -> UploadedFile:
+        """Store the queued file ``queued`` describes in ``promote_to``, streamed through
+        this column's filters (its derivatives made there too): the promoted descriptor, a
+        fresh upload that the promotion writes into the row. The validators passed when the
+        file was queued.
+
+        :raises ConfigurationError: the column has no ``promote_to``.
+        """
+        if self.promote_to is None:
+            raise ConfigurationError(f"{self!r} has no promote_to: nothing to promote to")
+        with queued.file as stored:
+            content: Any = stored
+            if self.key is not None:  # the public file keeps the queued file's key shape
+                content = KeyedContent(stored, copy_template(self.key, stored.file_id))
+            promoted = self.upload_type(content, self.promote_to, filters=self.filters)
+        if self.validation:
+            self.validation.mark_passed(promoted.lifecycle)
+        return promoted
 
     def coerce_item(self, value: Any) -> UploadedFile:
         """The UploadedFile that assigning ``value`` stores (for a file list: that adding it
@@ -257,9 +298,9 @@ class FileColumn(TypeDecorator[_T]):
     def __repr__(self) -> str:
         # Alembic's autogenerate renders the type with repr(): only what a migration needs
         # (filters, upload type and validators do not change the schema) and valid Python.
-        if self.upload_storage is None:
-            return f"{type(self).__name__}()"
-        return f"{type(self).__name__}(upload_storage={self.upload_storage!r})"
+        given = (("upload_storage", self.upload_storage), ("promote_to", self.promote_to))
+        options = [f"{name}={value!r}" for name, value in given if value is not None]
+        return f"{type(self).__name__}({', '.join(options)})"
 
 
 class UploadedFileField(FileColumn[UploadedFile]):
@@ -313,6 +354,7 @@ class UploadedFileListField(FileColumn[list[UploadedFile]]):
     """
 
     cache_ok = True
+    promotable = False
 
     def coerce(self, value: Any) -> UploadedFileList:
         """The list that assigning ``value`` (a list of content, UploadedFiles or descriptor

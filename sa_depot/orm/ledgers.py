@@ -36,11 +36,13 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, SessionTransaction
 
-from sa_depot.database import journal, registry
+from sa_depot.database import journal, promotions, registry
 from sa_depot.database.provision import ensure_schema
 from sa_depot.database.references import forget_tables, referenced_paths
+from sa_depot.descriptor import promotion_target
 from sa_depot.fields.upload import paths_held, uploaded_files_in
 from sa_depot.manager import remove_paths
+from sa_depot.orm import promotions as promotion_executor
 from sa_depot.orm import records
 from sa_depot.orm.mapped import equipped_mappers, file_column, file_fields_of
 from sa_depot.orm.offload import storage_io
@@ -139,13 +141,18 @@ def register(connection: sa.Connection, ref: registry.RowRef, value: Any, old: A
     held = set(paths_held(old))
     fresh: list[str] = []
     known: list[str] = []
+    queued: list[tuple[str, str]] = []  # (queued path, target storage) to journal
     for uploaded in uploaded_files_in(value):
         paths = [p for p in uploaded.files if p not in held]
         if not paths:
             continue
         held.update(paths)  # a file at two positions of a list is held once
         record = uploaded.lifecycle
-        (fresh if record is not None and record.first_registration() else known).extend(paths)
+        new = record is not None and record.first_registration()
+        (fresh if new else known).extend(paths)
+        target = promotion_target(uploaded)
+        if new and target is not None:
+            queued.append((uploaded.path, target))
     if not (fresh or known):
         return
     ensure_schema(connection)
@@ -153,6 +160,8 @@ def register(connection: sa.Connection, ref: registry.RowRef, value: Any, old: A
         registry.register_new(connection, ref, fresh)
     if known:
         registry.attach(connection, ref, known)
+    if queued:  # in this transaction: the promotion commits, or rolls back, with the row
+        promotions.enqueue(connection, ref, queued)
 
 
 def release(
@@ -174,6 +183,9 @@ def release(
     if not paths:
         return
     ensure_schema(connection)
+    queued = [u.path for u in uploaded_files_in(value) if promotion_target(u) and u.path in paths]
+    if queued:  # let go of before its promotion: nothing left to promote
+        promotions.cancel(connection, queued)
     outcome = registry.detach(connection, ref, paths)
     if outcome.unregistered:
         _log.debug(
@@ -216,6 +228,9 @@ def transaction_ended(session: Session, transaction: SessionTransaction) -> None
     elif found.committed:
         _finish_commit(found, session)
     else:
+        if not transaction.nested:  # rolled back: their journal rows too (after a SAVEPOINT's
+            for connection in found.connections:  # the outer ones still commit: submitting
+                promotions.take_enqueued(connection)  # a path whose row is gone does nothing)
         _remove(records.end_of_transaction(found, committed=False))
 
 
@@ -227,9 +242,14 @@ def _remove(discarded: list[UploadRecord]) -> None:
 
 def _finish_commit(found: Ledger, session: Session) -> None:
     _remove(records.end_of_transaction(found, committed=True))
+    outer = any(conn.in_transaction() for conn in found.connections if not conn.closed)
+    for connection in found.connections:
+        queued = promotions.take_enqueued(connection)
+        if queued and not outer:  # under an outer transaction, `sa-depot promote` runs them
+            storage_io(promotion_executor.submit, connection.engine, queued)  # a broker's I/O
     if not found.removals:
         return
-    if any(conn.in_transaction() for conn in found.connections if not conn.closed):
+    if outer:
         # The session joined a transaction it does not own (Session(bind=connection), the
         # test-suite pattern): its "commit" is not final. Whatever happens to the outer
         # transaction, the journal rows share its fate and the collector finishes them.

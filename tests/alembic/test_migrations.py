@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import sa_depot.alembic
-from sa_depot.database import journal, provision, registry
+from sa_depot.database import journal, promotions, provision, registry
 from sa_depot.exceptions import ConfigurationError
 from sa_depot.io.interfaces import utcnow
 from sa_depot.schema import metadata, pending_removals
@@ -82,10 +82,10 @@ def test_the_registry_revision_upgrades_and_downgrades_a_database_with_data(
         )
     assert "sa_depot_files" not in sa.inspect(engine).get_table_names()
 
-    sa_depot.alembic.upgrade(engine)
+    sa_depot.alembic.upgrade(engine, "sa_depot_0002")
     assert sa_depot.alembic.current(engine) == "sa_depot_0002"
-    with engine.connect() as connection:
-        assert differences(connection) == []
+    with engine.connect() as connection:  # all but the promotion journal of sa_depot_0003
+        assert [d for d in differences(connection) if "sa_depot_promotions" not in str(d)] == []
     assert [p.path for p in journal.pending(engine)] == [kept]
     ref = registry.RowRef("documents", "content", registry.row_key([1]))
     with engine.begin() as connection:
@@ -108,6 +108,51 @@ def test_the_registry_revision_accepts_tables_the_lifecycle_created(engine: sa.E
     with engine.begin() as connection:
         provision.ensure_schema(connection)
     assert "sa_depot_files" in sa.inspect(engine).get_table_names()
+    sa_depot.alembic.upgrade(engine)
+    assert sa_depot.alembic.current(engine) == sa_depot.alembic.head()
+    with engine.connect() as connection:
+        assert differences(connection) == []
+    sa_depot.alembic.downgrade(engine, "base")
+
+
+def test_the_promotion_revision_upgrades_and_downgrades_a_database_with_data(
+    engine: sa.Engine,
+) -> None:
+    """From the registry schema (sa_depot_0002), with registry rows, to the promotion journal
+    and back: the registry survives both ways, and the journal works in between."""
+    sa_depot.alembic.upgrade(engine, "sa_depot_0002")
+    path = "queue/0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
+    ref = registry.RowRef("photos", "image", registry.row_key([1]))
+    with engine.begin() as connection:
+        registry.register_new(connection, ref, [path])
+    assert "sa_depot_promotions" not in sa.inspect(engine).get_table_names()
+
+    sa_depot.alembic.upgrade(engine)
+    assert sa_depot.alembic.current(engine) == "sa_depot_0003" == sa_depot.alembic.head()
+    with engine.connect() as connection:
+        assert differences(connection) == []
+    with engine.begin() as connection:
+        promotions.enqueue(connection, ref, [(path, "public")])
+        promotions.take_enqueued(connection)
+    assert [(p.path, p.target, p.state) for p in promotions.listing(engine)] == [
+        (path, "public", "queued")
+    ]
+
+    sa_depot.alembic.downgrade(engine, "sa_depot_0002")
+    assert "sa_depot_promotions" not in sa.inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert registry.users_of(connection, [path]) == {path}
+    sa_depot.alembic.downgrade(engine, "base")
+
+
+def test_the_promotion_revision_accepts_a_table_the_lifecycle_created(
+    engine: sa.Engine,
+) -> None:
+    sa_depot.alembic.upgrade(engine, "sa_depot_0002")
+    provision.forget()
+    with engine.begin() as connection:
+        provision.ensure_schema(connection)
+    assert "sa_depot_promotions" in sa.inspect(engine).get_table_names()
     sa_depot.alembic.upgrade(engine)
     assert sa_depot.alembic.current(engine) == sa_depot.alembic.head()
     with engine.connect() as connection:
@@ -187,6 +232,7 @@ def test_make_config_drives_any_alembic_command(tmp_path: Path) -> None:
         command.upgrade(config, "head", sql=True)
     script = output.read_text()
     assert "CREATE TABLE sa_depot_pending_removals" in script
+    assert "CREATE TABLE sa_depot_promotions" in script
     assert sa_depot.alembic.VERSION_TABLE in script
     assert not (tmp_path / "db.sqlite").exists()  # offline: the database was not touched
 

@@ -18,7 +18,7 @@ from sa_depot.io.local import LocalFileStorage
 from sa_depot.manager import DepotManager
 
 SA_DEPOT = Path(sys.executable).parent / "sa-depot"
-COMMANDS = ("demo", "ls", "stat", "copy", "gc", "adopt", "serve")
+COMMANDS = ("demo", "ls", "stat", "copy", "gc", "adopt", "promote", "serve")
 
 
 def sa_depot(

@@ -18,6 +18,7 @@ equip themselves again (and the uninstall path is exercised).
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.interfaces import FileStorage
 from sa_depot.manager import DepotManager
 from sa_depot.orm import records
+from sa_depot.orm.install import install_for_mapper, installed_mappers, watch_mappers
+from sa_depot.orm.mapped import file_fields_of
 
 StorageConfig = Callable[[Path], dict[str, str]]
 
@@ -152,9 +155,21 @@ def _fresh_lifecycle() -> Iterator[None]:
 @pytest.fixture(scope="module", autouse=True)
 def _lifecycle_per_module() -> Iterator[None]:
     """Each module's models equip themselves afresh, and the uninstall path runs once per
-    module (mapped classes live for a module: see ``models``)."""
+    module (mapped classes live for a module: see ``models``). Classes mapped when their
+    module was imported (other directories' tests, the demo's models) are equipped again
+    afterwards, as an application's would be: nothing maps them a second time."""
     yield
+    imported = [
+        (mapper, dict(fields))
+        for mapper in installed_mappers()
+        if (fields := file_fields_of(mapper)) is not None
+        and getattr(sys.modules.get(mapper.class_.__module__), mapper.class_.__name__, None)
+        is mapper.class_
+    ]
     lifecycle.uninstall()
+    for mapper, fields in imported:
+        install_for_mapper(mapper, fields)
+    watch_mappers()
 
 
 def make_engine(url: str) -> sa.Engine:
