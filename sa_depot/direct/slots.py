@@ -306,11 +306,12 @@ class DirectUploads:
         if not getattr(column_type, "sa_depot_file_field", False):
             raise UploadRefused("unsupported", f"{attribute} is not a file column")
         name = bound_field_name(mapper.class_, attribute.key)
-        if getattr(column_type, "filters", ()):
+        if getattr(column_type, "filters", ()) and getattr(column_type, "promote_to", None) is None:
             raise UploadRefused(
                 "unsupported",
                 f"{name} has filters, which make derivatives from the content as it is "
-                "stored: upload to the application instead, or use a field without filters",
+                "stored: upload to the application instead, declare promote_to (the filters "
+                "then run at the promotion), or use a field without filters",
             )
         storage_name = DepotManager.resolve_alias(
             column_type.upload_storage or DepotManager.get_default()

@@ -38,6 +38,7 @@ from sqlalchemy.orm import InstanceState, Session
 from sa_depot.database import registry
 from sa_depot.database.provision import ensure_schema
 from sa_depot.database.schema import files, pending_removals
+from sa_depot.descriptor import PROMOTION_KEY
 from sa_depot.direct.slots import DirectUploads, bound_field_name
 from sa_depot.direct.tokens import PREFIX, DirectUpload
 from sa_depot.exceptions import (
@@ -103,10 +104,20 @@ def staged_file(column_type: Any, value: object) -> UploadedFile:
             "uploaded_at": utcnow().strftime(UPLOADED_AT_FORMAT),
             "_public_url": None,
             "files": [upload.path],
+            **_queued_for(column_type),
         }
     )
     uploaded._record = StagedRecord(upload, column_type.validation, uploaded)
     return uploaded
+
+
+def _queued_for(column_type: Any) -> dict[str, Any]:
+    """The descriptor's promotion mark for a column with ``promote_to``: the staged object is
+    its queued file, promoted (through the column's filters) after the commit."""
+    target = getattr(column_type, "promote_to", None)
+    if target is None:
+        return {}
+    return {PROMOTION_KEY: {"state": "queued", "to": target}}
 
 
 def refuse_unverified(record: object) -> None:
