@@ -1,17 +1,20 @@
 """Scale benchmark: no transaction pays for the size of the tables (guarantee 11).
 
-* **Latency as the table grows.** A table of documents, one file each, is filled to 1,000,
-  100,000 and 1,000,000 rows (with the file registry's rows, as the lifecycle writes them);
-  at each size ``OPS`` deletes+commits and ``OPS`` replaces+commits of random rows are timed
-  one by one (median). Target: the median at 1,000,000 rows within 1.5x of that at 1,000.
+* **Latency as the table grows.** A table of documents, one file each, with 1,000, 100,000
+  and 1,000,000 rows, each in a database of its own (so each has a file registry of its
+  size), filled in bulk with the registry's rows as the lifecycle writes them; ``OPS``
+  deletes+commits and ``OPS`` replaces+commits of random rows are timed one by one, the sizes
+  in lockstep (one operation on each in turn, so that a burst of load hits all alike).
+  Target: the median at 1,000,000 rows within 1.5x of that at 1,000.
 * **The collector over 1,000,000 rows and files** (plus ``ORPHANS`` unreferenced files older
   than the grace period, which it removes): its time and the peak RSS of its process.
   Target: at most 150 MiB.
 
 On PostgreSQL and SQLite, each in a child process (:mod:`benchmarks.scale_worker`). The
-files are created once, in a LocalFileStorage's layout under ``benchmarks/work/scale``, and
-removed at the end with the databases. ``BENCH_SCALE_ROWS`` (default ``1000,100000,1000000``)
-and ``BENCH_SCALE_OPS`` (default 50) shrink the run for a try.
+files are created once, in a LocalFileStorage's layout under ``benchmarks/work/scale`` (those
+an interrupted run left are kept), and removed at the end with the databases.
+``BENCH_SCALE_ROWS`` (default ``1000,100000,1000000``) and ``BENCH_SCALE_OPS`` (default 50)
+shrink the run for a try.
 """
 
 from __future__ import annotations
@@ -25,51 +28,55 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from benchmarks.common import Limit, Samples, SectionResult, fresh_dir, run_child
-from benchmarks.scale_worker import write_files
+from benchmarks.common import WORK, Limit, Samples, SectionResult, run_child
+from benchmarks.scale_worker import kind, write_files
 
 SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_ROWS", "1000,100000,1000000").split(",")]
 OPS = int(os.environ.get("BENCH_SCALE_OPS", "50"))
 ORPHANS = 1000
 PG_ADMIN_URL = "host=127.0.0.1 user=postgres dbname=test"
-PG_DB = "sa_depot_bench_scale"
+PG_DB = "sa_depot_bench_scale_{}"
 #: A child may take this long (the fill and the collector at 1,000,000 rows take minutes).
 TIMEOUT = 3 * 3600
 LATENCY_TARGET = 1.5
 RSS_TARGET = 150
 
 
-def _create_files(root: str, rows: int) -> float:
-    """Create the files of rows 1 to ``rows`` and the orphans, two processes at a time."""
-    start = time.perf_counter()
+def _create_files(root: str) -> int:
+    """Create the files of every table and the orphans, two processes at a time."""
     old = (datetime.now(timezone.utc) - timedelta(days=7)).replace(microsecond=0).isoformat()
-    halves = [range(1, rows // 2 + 1), range(rows // 2 + 1, rows + 1)]
+    jobs = []
+    for size in SIZES:
+        files = kind(size, SIZES[-1])
+        jobs += [(range(1, size // 2 + 1), files), (range(size // 2 + 1, size + 1), files)]
     with ProcessPoolExecutor(2) as pool:
-        for done in [pool.submit(write_files, root, half) for half in halves]:
-            done.result()
-    write_files(root, range(ORPHANS), kind="orphan", modified=old)
-    return time.perf_counter() - start
+        done = [pool.submit(write_files, root, numbers, files) for numbers, files in jobs]
+        created = sum(future.result() for future in done)
+    return created + write_files(root, range(ORPHANS), kind="orphan", modified=old)
 
 
-def _postgresql_url() -> str | None:
-    """A fresh database of the section's own, or None if PostgreSQL is not running."""
+def _postgresql_urls() -> dict[int, str] | None:
+    """A fresh database of the section's own per size, or None if PostgreSQL is not
+    running."""
     try:
         import psycopg
 
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {PG_DB}")
+            for size in SIZES:
+                conn.execute(f"DROP DATABASE IF EXISTS {PG_DB.format(size)} WITH (FORCE)")
+                conn.execute(f"CREATE DATABASE {PG_DB.format(size)}")
     except Exception as exc:  # noqa: BLE001 - report and go on with SQLite
         print(f"   PostgreSQL unavailable, skipped: {exc}", file=sys.stderr)
         return None
-    return f"postgresql+psycopg://postgres@127.0.0.1/{PG_DB}"
+    return {size: f"postgresql+psycopg://postgres@127.0.0.1/{PG_DB.format(size)}" for size in SIZES}
 
 
 def _drop_postgresql() -> None:
     import psycopg
 
     with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        for size in SIZES:
+            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB.format(size)} WITH (FORCE)")
 
 
 def _remove_in_background(directory: Path) -> None:
@@ -91,25 +98,31 @@ def _label(rows: int) -> str:
 def run(repetitions: int) -> list[SectionResult]:
     """One pass (the fills dominate: ``repetitions`` does not apply); medians of ``OPS``
     operations per case."""
-    work = fresh_dir("scale")
+    work = WORK / "scale"
+    work.mkdir(parents=True, exist_ok=True)
     files = str(work / "files")
     samples = Samples()
     info: list[tuple[str, str, str]] = []
     limits: list[Limit] = []
     notes: list[str] = []
     section = f"scale (up to {SIZES[-1]:,} rows)"
-    databases: list[tuple[str, str | None]] = []
+    postgresql: dict[int, str] | None = None
     try:
-        seconds = _create_files(files, SIZES[-1])
-        print(f"   {SIZES[-1] + ORPHANS:,} files created in {seconds:.0f} s", file=sys.stderr)
-        databases = [("PostgreSQL", _postgresql_url()), ("SQLite", f"sqlite:///{work / 's.db'}")]
-        for db_name, url in databases:
-            if url is None:
+        started = time.perf_counter()
+        created = _create_files(files)
+        seconds = time.perf_counter() - started
+        print(f"   {created:,} files created in {seconds:.0f} s", file=sys.stderr)
+        postgresql = _postgresql_urls()
+        for size in SIZES:
+            (work / f"s{size}.db").unlink(missing_ok=True)
+        sqlite = {size: f"sqlite:///{work / f's{size}.db'}" for size in SIZES}
+        for db_name, urls in (("PostgreSQL", postgresql), ("SQLite", sqlite)):
+            if urls is None:
                 notes.append(f"{db_name}: not measured (the server is not running).")
                 continue
-            sizes = ",".join(map(str, SIZES))
+            databases = [f"{size}={url}" for size, url in urls.items()]
             latency = run_child(
-                "scale_worker", "latency", url, files, sizes, str(OPS), timeout=TIMEOUT
+                "scale_worker", "latency", files, str(OPS), *databases, timeout=TIMEOUT
             )
             for operation in ("delete", "replace"):
                 case = f"{db_name} {operation}+commit"
@@ -126,8 +139,12 @@ def run(repetitions: int) -> list[SectionResult]:
                     Limit(section, "latency flat", case, metric, LATENCY_TARGET, "x", "median")
                 )
             fills = ", ".join(f"{_label(r)}: {latency[str(r)]['fill s']:.0f} s" for r in SIZES)
-            notes.append(f"{db_name}: bulk fill times (cumulative sizes) {fills}.")
-            collected = run_child("scale_worker", "collect", url, files, timeout=TIMEOUT)
+            notes.append(f"{db_name}: bulk fill times {fills}.")
+            print(f"   {db_name} latency: {latency}", file=sys.stderr)
+            collected = run_child(
+                "scale_worker", "collect", files, urls[SIZES[-1]], timeout=TIMEOUT
+            )
+            print(f"   {db_name} collector: {collected}", file=sys.stderr)
             case = f"{db_name} collector"
             for metric, unit in (("seconds", "s"), ("peak RSS MiB", "MiB")):
                 samples.add(case, metric, collected[metric])
@@ -143,11 +160,11 @@ def run(repetitions: int) -> list[SectionResult]:
             )
     finally:
         _remove_in_background(work)
-        if databases and databases[0][1] is not None:
+        if postgresql is not None:
             try:
                 _drop_postgresql()
             except Exception as exc:  # noqa: BLE001 - cleaning up; the run's result stands
-                print(f"   could not drop {PG_DB}: {exc}", file=sys.stderr)
+                print(f"   could not drop the {PG_DB} databases: {exc}", file=sys.stderr)
     notes += _explanations()
     return [SectionResult(name=section, samples=samples, limits=limits, info=info, notes=notes)]
 
@@ -156,7 +173,9 @@ def _explanations() -> list[str]:
     sizes = " / ".join(f"{rows:,}" for rows in SIZES)
     return [
         f"Latency: median of {OPS} operations per case (after 5 unmeasured ones), each on a "
-        f"random row of a table of {sizes} rows filled in bulk with the file registry's rows; "
+        f"random row of a table of {sizes} rows (a database per size, the sizes in lockstep) "
+        "filled in bulk with the file registry's rows, then VACUUM ANALYZE and CHECKPOINT on "
+        "PostgreSQL, ANALYZE on SQLite (the steady state, not the aftermath of the load); "
         "an operation opens a Session, loads the row by its key, deletes it or assigns a new "
         "1-byte file, commits, and the file it let go of is removed after the commit. "
         "LocalFileStorage(fsync=False); PostgreSQL with synchronous_commit on; SQLite in its "
@@ -166,7 +185,8 @@ def _explanations() -> list[str]:
         "week-old orphans; peak RSS of its own process (VmHWM). PostgreSQL and SQLite share "
         "the storage (each changes only rows of its own parity), so the SQLite collector "
         "finds the files PostgreSQL's operations removed referenced but missing, and the "
-        "orphans already removed.",
+        "orphans already removed. Files an interrupted run left are reused (its new files, "
+        "less than the grace period old, are left alone).",
     ]
 
 

@@ -1,19 +1,21 @@
 """Child process of the scale benchmark: latency as tables grow, and the collector's cost.
 
-    python -m benchmarks.scale_worker latency <database url> <storage directory> <sizes> <ops>
-    python -m benchmarks.scale_worker collect <database url> <storage directory>
+    python -m benchmarks.scale_worker latency <storage directory> <ops> <size>=<url> ...
+    python -m benchmarks.scale_worker collect <storage directory> <database url>
 
-``latency`` fills a table of documents (one file each) to each of ``sizes`` rows in turn
-(a comma-separated list, increasing) and times ``ops`` deletes+commits and ``ops``
-replaces+commits of random rows at each size. ``collect`` runs :func:`sa_depot.collector.collect`
-over the table ``latency`` left and reports its time and this process's peak RSS. Each prints
-one JSON line.
+``latency`` fills a table of documents (one file each) to ``size`` rows in each database
+``url`` (one database per size, each with its own file registry) and then times ``ops``
+deletes+commits and ``ops`` replaces+commits of random rows in each, in lockstep (one
+operation on each size in turn), so that a burst of load on the shared machine hits every
+size alike. ``collect`` runs :func:`sa_depot.collector.collect` over the table in one database
+and reports its time and this process's peak RSS. Each prints one JSON line.
 
 The rows are written in bulk, not through the ORM: ``COPY`` on PostgreSQL, ``executemany`` on
 SQLite, with the registry rows (``sa_depot_files``, ``sa_depot_attachments``) the lifecycle
 would have written for them, key for key (:class:`sa_depot.database.registry.RowRef`). Row ``i``
-uses the file :func:`file_id` ``(i)``, which the parent created in the storage beforehand
-(:func:`write_files`). The descriptor is the one the ORM wrote for a real upload, with the id
+of the table of ``size`` rows uses the file ``file_id(i, kind(size, largest))``, which the
+parent created in the storage beforehand (:func:`write_files`): each size has files of its
+own. The descriptor is the one the ORM wrote for a real upload, with the id
 changed.
 """
 
@@ -48,26 +50,37 @@ WARMUP = 5
 CONTENT = b"x"
 
 
+def kind(size: int, largest: int) -> str:
+    """The kind of files (see :func:`file_id`) of the table of ``size`` rows, when the
+    largest has ``largest``."""
+    return "row" if size == largest else f"rows{size}"
+
+
 def file_id(number: int, kind: str = "row") -> str:
     """The (deterministic, uniformly spread) id of filler file ``number``."""
     digest = hashlib.md5(f"{kind}:{number}".encode()).digest()
     return str(uuid.UUID(bytes=digest, version=4))
 
 
-def write_files(root: str, numbers: range, kind: str = "row", modified: str = "") -> None:
-    """Create the files ``file_id(n)`` for ``n`` in ``numbers`` in a LocalFileStorage's layout
-    (metadata and blob), with ``os.open``/``os.write``: far faster than the storage's own
-    durable, atomic writes, and the same files for a reader."""
+def write_files(root: str, numbers: range, kind: str = "row", modified: str = "") -> int:
+    """Create the files ``file_id(n, kind)`` for ``n`` in ``numbers`` that do not exist yet, in
+    a LocalFileStorage's layout (metadata and blob), with ``os.open``/``os.write``: far faster
+    than the storage's own durable, atomic writes, and the same files for a reader. Returns
+    the number created."""
     modified = modified or datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     checksum = hashlib.sha256(CONTENT).hexdigest()
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     made: set[str] = set()
+    created = 0
     for number in numbers:
         ident = file_id(number, kind)
         directory = os.path.join(root, ident[:2], ident[2:4])
         if directory not in made:
             os.makedirs(directory, exist_ok=True)
             made.add(directory)
+        metadata = os.path.join(directory, ident + ".json")
+        if os.path.exists(metadata):
+            continue
         blob = f"{ident}.0000000000000000"
         record = {
             "blob": blob,
@@ -80,9 +93,11 @@ def write_files(root: str, numbers: range, kind: str = "row", modified: str = ""
         fd = os.open(os.path.join(directory, blob), flags, 0o644)
         os.write(fd, CONTENT)
         os.close(fd)
-        fd = os.open(os.path.join(directory, ident + ".json"), flags, 0o644)
+        fd = os.open(metadata, flags, 0o644)
         os.write(fd, json.dumps(record).encode())
         os.close(fd)
+        created += 1
+    return created
 
 
 class Base(DeclarativeBase):
@@ -126,12 +141,13 @@ def template(engine: sa.Engine, Document: Any) -> str:
     return text.replace("{", "{{").replace("}", "}}").replace(ident, "{id}")
 
 
-def rows(first: int, last: int, descriptor: str) -> Iterator[dict[str, Any]]:
-    """The user row and registry rows of rows ``first`` to ``last`` (included)."""
+def rows(first: int, last: int, descriptor: str, files: str) -> Iterator[dict[str, Any]]:
+    """The user row and registry rows of rows ``first`` to ``last`` (included), using the
+    files of kind ``files``."""
     from sa_depot.database.registry import RowRef, row_key
 
     for number in range(first, last + 1):
-        ident = file_id(number)
+        ident = file_id(number, files)
         path = f"{STORAGE}/{ident}"
         key = row_key([number])
         yield {
@@ -143,11 +159,14 @@ def rows(first: int, last: int, descriptor: str) -> Iterator[dict[str, Any]]:
         }
 
 
-def fill(engine: sa.Engine, first: int, last: int, descriptor: str) -> None:
-    """Add rows ``first`` to ``last`` and their registry rows, in bulk."""
+def fill(engine: sa.Engine, size: int, descriptor: str, files: str) -> None:
+    """Add rows 1 to ``size`` and their registry rows, in bulk; then bring the database to
+    the steady state a table of that size lives in (statistics gathered, the bulk load's
+    dirty pages written), so that the aftermath of loading is not measured as a cost of
+    size."""
     now = datetime.now(timezone.utc)
-    for start in range(first, last + 1, CHUNK):
-        chunk = list(rows(start, min(start + CHUNK - 1, last), descriptor))
+    for start in range(1, size + 1, CHUNK):
+        chunk = list(rows(start, min(start + CHUNK - 1, size), descriptor, files))
         files = [(r["path"], STORAGE, 1, now) for r in chunk]
         attachments = [(r["key"], r["path"], TABLE, "content", r["row_key"], 1, now) for r in chunk]
         documents = [(r["id"], r["content"]) for r in chunk]
@@ -175,7 +194,11 @@ def fill(engine: sa.Engine, first: int, last: int, descriptor: str) -> None:
         finally:
             raw.close()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("ANALYZE")  # the statistics a table of this size would have
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("VACUUM ANALYZE")
+            conn.exec_driver_sql("CHECKPOINT")
+        else:
+            conn.exec_driver_sql("ANALYZE")
 
 
 def _copy(cursor: Any, table: str, columns: tuple[str, ...], data: list[tuple[Any, ...]]) -> None:
@@ -190,41 +213,46 @@ def _sqlite_time(value: datetime) -> str:
 
 
 # == timing ====================================================================================
-def latency(url: str, directory: str, sizes: list[int], ops: int) -> dict[str, Any]:
+def latency(directory: str, ops: int, databases: dict[int, str]) -> dict[str, Any]:
     from sa_depot.io.utils import FileIntent
     from sa_depot.schema import metadata
 
     configure(directory)
     Document = model()
-    engine = sa.create_engine(url)
-    Base.metadata.drop_all(engine)
-    metadata.drop_all(engine)
-    metadata.create_all(engine)
-    Base.metadata.create_all(engine)
-    descriptor = template(engine, Document)
+    engines: dict[int, sa.Engine] = {}
+    fill_seconds: dict[int, float] = {}
+    for size, url in databases.items():
+        engine = engines[size] = sa.create_engine(url)
+        Base.metadata.drop_all(engine)
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+        Base.metadata.create_all(engine)
+        started = time.perf_counter()
+        fill(engine, size, template(engine, Document), kind(size, max(databases)))
+        fill_seconds[size] = time.perf_counter() - started
+        print(f"   {url}: {size:,} rows in {fill_seconds[size]:.0f} s", file=sys.stderr)
     # PostgreSQL and SQLite share the files: each changes rows of its own parity only, so
     # that neither removes a file the other's rows use
-    parity = 1 if engine.dialect.name == "postgresql" else 0
+    dialect = next(iter(engines.values())).dialect.name
+    parity = 1 if dialect == "postgresql" else 0
     chooser = random.Random(11)
-    used: set[int] = set()
-    result: dict[str, Any] = {}
-    filled = 0
+    used: set[tuple[int, int]] = set()
 
     def pick(size: int) -> int:
         while True:
             number = chooser.randrange(1, size + 1)
-            if number % 2 == parity and number not in used:
-                used.add(number)
+            if number % 2 == parity and (size, number) not in used:
+                used.add((size, number))
                 return number
 
-    def delete(number: int) -> float:
+    def delete(engine: sa.Engine, number: int) -> float:
         start = time.perf_counter()
         with Session(engine) as session:
             session.delete(session.get(Document, number))
             session.commit()
         return time.perf_counter() - start
 
-    def replace(number: int) -> float:
+    def replace(engine: sa.Engine, number: int) -> float:
         start = time.perf_counter()
         with Session(engine) as session:
             document = session.get(Document, number)
@@ -232,32 +260,30 @@ def latency(url: str, directory: str, sizes: list[int], ops: int) -> dict[str, A
             session.commit()
         return time.perf_counter() - start
 
-    for size in sizes:
-        started = time.perf_counter()
-        fill(engine, filled + 1, size, descriptor)
-        filled = size
-        fill_seconds = time.perf_counter() - started
-        for _ in range(WARMUP):
-            delete(pick(size))
-            replace(pick(size))
-        deletes: list[float] = []
-        replaces: list[float] = []
-        for _ in range(ops):  # interleaved, so that a burst of load hits both alike
-            deletes.append(delete(pick(size)))
-            replaces.append(replace(pick(size)))
+    deletes: dict[int, list[float]] = {size: [] for size in engines}
+    replaces: dict[int, list[float]] = {size: [] for size in engines}
+    for round_number in range(WARMUP + ops):
+        for size, engine in engines.items():  # lockstep: each size in turn
+            spent_delete = delete(engine, pick(size))
+            spent_replace = replace(engine, pick(size))
+            if round_number >= WARMUP:
+                deletes[size].append(spent_delete)
+                replaces[size].append(spent_replace)
+    result: dict[str, Any] = {}
+    for size, engine in engines.items():
         result[str(size)] = {
-            "delete ms": statistics.median(deletes) * 1000,
-            "replace ms": statistics.median(replaces) * 1000,
-            "delete p90 ms": statistics.quantiles(deletes, n=10)[-1] * 1000,
-            "replace p90 ms": statistics.quantiles(replaces, n=10)[-1] * 1000,
-            "fill s": fill_seconds,
+            "delete ms": statistics.median(deletes[size]) * 1000,
+            "replace ms": statistics.median(replaces[size]) * 1000,
+            "delete p90 ms": statistics.quantiles(deletes[size], n=10)[-1] * 1000,
+            "replace p90 ms": statistics.quantiles(replaces[size], n=10)[-1] * 1000,
+            "fill s": fill_seconds[size],
         }
-        print(f"   {engine.dialect.name} {size:,} rows: {result[str(size)]}", file=sys.stderr)
-    engine.dispose()
+        print(f"   {dialect} {size:,} rows: {result[str(size)]}", file=sys.stderr)
+        engine.dispose()
     return result
 
 
-def collect(url: str, directory: str) -> dict[str, Any]:
+def collect(directory: str, url: str) -> dict[str, Any]:
     from sa_depot.collector import collect as run_collector
 
     configure(directory)
@@ -280,12 +306,12 @@ def collect(url: str, directory: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    command, url, directory, *rest = sys.argv[1:]
+    command, directory, *rest = sys.argv[1:]
     if command == "latency":
-        sizes = [int(s) for s in rest[0].split(",")]
-        emit(latency(url, directory, sizes, int(rest[1])))
+        databases = {int(size): url for size, url in (arg.split("=", 1) for arg in rest[1:])}
+        emit(latency(directory, int(rest[0]), databases))
     elif command == "collect":
-        emit(collect(url, directory))
+        emit(collect(directory, rest[0]))
     else:
         raise SystemExit(f"unknown command {command!r}: latency or collect")
 
