@@ -159,14 +159,14 @@ def rows(first: int, last: int, descriptor: str, files: str) -> Iterator[dict[st
         }
 
 
-def fill(engine: sa.Engine, size: int, descriptor: str, files: str) -> None:
+def fill(engine: sa.Engine, size: int, descriptor: str, kind_of_files: str) -> None:
     """Add rows 1 to ``size`` and their registry rows, in bulk; then bring the database to
     the steady state a table of that size lives in (statistics gathered, the bulk load's
     dirty pages written), so that the aftermath of loading is not measured as a cost of
     size."""
     now = datetime.now(timezone.utc)
     for start in range(1, size + 1, CHUNK):
-        chunk = list(rows(start, min(start + CHUNK - 1, size), descriptor, files))
+        chunk = list(rows(start, min(start + CHUNK - 1, size), descriptor, kind_of_files))
         files = [(r["path"], STORAGE, 1, now) for r in chunk]
         attachments = [(r["key"], r["path"], TABLE, "content", r["row_key"], 1, now) for r in chunk]
         documents = [(r["id"], r["content"]) for r in chunk]
