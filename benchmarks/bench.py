@@ -30,6 +30,7 @@ def _register() -> None:
         bench_orm,
         bench_promotion,
         bench_s3,
+        bench_scale,
         bench_serving,
         bench_storage,
     )
@@ -41,6 +42,7 @@ def _register() -> None:
     SECTIONS["s3"] = bench_s3.run
     SECTIONS["stall"] = bench_async.run
     SECTIONS["promotion"] = bench_promotion.run
+    SECTIONS["scale"] = bench_scale.run
 
 
 def machine() -> dict[str, str]:

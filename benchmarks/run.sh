@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run every benchmark and write benchmarks/RESULTS.md (about 10 minutes on 2 cores).
+# Run every benchmark and write benchmarks/RESULTS.md (about 10 minutes on 2 cores, plus about 25
+# for the scale section, which creates a million files: `--only` the others to skip it).
 #   bash benchmarks/run.sh                      all sections, 3 repetitions
 #   bash benchmarks/run.sh --only small large   some sections (writes RESULTS.md all the same)
 #   bash benchmarks/run.sh --repetitions 5

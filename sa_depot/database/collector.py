@@ -382,6 +382,20 @@ class _Marks:
         if rows:
             self.connection.execute(self.table.insert(), rows)
 
+    def analyze(self) -> None:
+        """Give PostgreSQL's planner the statistics of the filled table.
+
+        Its autovacuum never analyzes temporary tables: without statistics, the planner takes
+        ``location = ?`` for selective and reads every mark of the location for each page of
+        the sweep (measured: 3.7 s per page of 1,000 ids with 1,000,000 marks, an hour for
+        the sweep), where the index on ``(location, file_id)`` finds the page's ids in
+        milliseconds. SQLite and InnoDB use the index without statistics (and MySQL's
+        ``ANALYZE TABLE`` would commit the snapshot's transaction).
+        """
+        if self.connection.dialect.name == "postgresql":
+            name = self.connection.dialect.identifier_preparer.quote(self.table.name)
+            self.connection.exec_driver_sql(f"ANALYZE {name}")
+
     def referenced(self, location: object, file_ids: Sequence[str]) -> set[str]:
         """Those of ``file_ids`` (of one storage location) that some row references."""
         if not file_ids:
@@ -486,7 +500,7 @@ def _mark(
             batch: list[dict[str, Any]] = []
             for value in _column_values(connection, column, batch_size):
                 report.rows_scanned += 1
-                for path in paths_in(value):
+                for path in dict.fromkeys(paths_in(value)):  # a descriptor names it twice
                     key = reference_key(path)
                     if key is not None:
                         batch.append({"location": _location_key(key[0]), "file_id": key[1]})
@@ -494,6 +508,7 @@ def _mark(
                     marks.add(batch)
                     batch = []
             marks.add(batch)
+        marks.analyze()
         report.referenced = marks.count()
 
 
