@@ -62,6 +62,12 @@ def watch_mappers() -> None:
 
 
 def _on_mapper_configured(mapper: Mapper[Any], class_: type) -> None:
+    equip(mapper)
+
+
+def equip(mapper: Mapper[Any]) -> None:
+    """Equip ``mapper`` if it has file columns (idempotent): what configuring it does, for a
+    mapper configured before the lifecycle was (re)installed."""
     fields: dict[str, FileField] = {}
     for prop in mapper.column_attrs:
         column = prop.columns[0]
@@ -119,4 +125,4 @@ def uninstall() -> None:
             event.remove(sa.Engine, "after_execute", on_after_execute)
 
 
-__all__ = ["install_for_mapper", "installed_mappers", "uninstall", "watch_mappers"]
+__all__ = ["equip", "install_for_mapper", "installed_mappers", "uninstall", "watch_mappers"]

@@ -21,6 +21,7 @@ from sa_depot.fields.upload import UploadedFile
 from sa_depot.io.boto3 import S3Storage
 from sa_depot.io.validation import ContentTypes, MaxSize
 from sa_depot.manager import DepotManager
+from tests.models import equip
 from tests.s3.conftest import MiB, remove_prefix
 from tests.s3server import SeaweedS3
 
@@ -87,6 +88,11 @@ def post(slot: UploadSlot, body: bytes, filename: str = "upload.bin") -> request
     """The browser's form POST of ``body`` to a POST slot."""
     assert slot.url is not None
     return requests.post(slot.url, data=slot.fields, files={"file": (filename, body)}, timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _equipped() -> None:
+    equip(Base)  # other suites may have uninstalled the lifecycle since this module's import
 
 
 @pytest.fixture
