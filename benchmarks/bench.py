@@ -25,7 +25,14 @@ SECTIONS: dict[str, Callable[[int], list[SectionResult]]] = {}
 
 
 def _register() -> None:
-    from benchmarks import bench_async, bench_orm, bench_s3, bench_serving, bench_storage
+    from benchmarks import (
+        bench_async,
+        bench_instructions,
+        bench_orm,
+        bench_s3,
+        bench_serving,
+        bench_storage,
+    )
 
     SECTIONS["small"] = lambda reps: [bench_storage.small_files(reps)]
     SECTIONS["large"] = lambda reps: [bench_storage.large_file(reps)]
@@ -33,6 +40,7 @@ def _register() -> None:
     SECTIONS["serving"] = bench_serving.run
     SECTIONS["s3"] = bench_s3.run
     SECTIONS["stall"] = bench_async.run
+    SECTIONS["instructions"] = bench_instructions.run
 
 
 def machine() -> dict[str, str]:
