@@ -10,6 +10,7 @@ set-up fall out.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -34,10 +35,14 @@ def large(contender: str, count: int) -> None:
             with open(source, "rb") as fileobj:
                 storage.create(fileobj, "large.bin", "application/octet-stream")
         return
-    if contender == "raw no-fsync":
+    if contender in ("raw no-fsync", "raw no-fsync + SHA-256"):
+        hashing = contender.endswith("SHA-256")
         for index in range(count):
+            digest = hashlib.sha256()
             with open(source, "rb") as src, open(Path(directory, str(index)), "wb") as dst:
                 while chunk := src.read(CHUNK):
+                    if hashing:
+                        digest.update(chunk)
                     dst.write(chunk)
         return
     raise ValueError(contender)
