@@ -27,6 +27,7 @@ SECTIONS: dict[str, Callable[[int], list[SectionResult]]] = {}
 def _register() -> None:
     from benchmarks import (
         bench_async,
+        bench_instructions,
         bench_orm,
         bench_promotion,
         bench_s3,
@@ -43,6 +44,7 @@ def _register() -> None:
     SECTIONS["stall"] = bench_async.run
     SECTIONS["promotion"] = bench_promotion.run
     SECTIONS["scale"] = bench_scale.run
+    SECTIONS["instructions"] = bench_instructions.run
 
 
 def machine() -> dict[str, str]:

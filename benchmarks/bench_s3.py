@@ -188,10 +188,11 @@ def run(repetitions: int) -> list[SectionResult]:
             for m, u in (("MB/s", "MB/s"), ("peak RSS MiB", "MiB"), ("RSS growth MiB", "MiB"))
         ],
         notes=[
-            "boto3 create = one put_object streaming the file (no checksum, no metadata); "
-            "sa_depot streams a multipart upload of 8 MiB parts to a temporary key, then "
-            "copies it server-side to its final key with the SHA-256 in its metadata (so the "
-            "key appears complete or not at all), then deletes the temporary object.",
+            "boto3 create = `upload_fileobj` with boto3's default transfer settings (multipart "
+            "above 8 MiB, 8 MiB parts, 10 threads; no checksum, no metadata); sa_depot hashes "
+            "the file first (SHA-256, put in the metadata when the upload starts), then sends a "
+            "multipart upload of 8 MiB parts, 3 at a time, straight to its final key (an "
+            "incomplete upload is invisible), checking that what it sent hashes the same.",
             f"A read reads the object {READ_PASSES} times (one GET each). "
             "Each create and read runs in a fresh child process; constant memory = RSS growth "
             "during the operation (a 64 MiB object must not be held in memory).",

@@ -193,7 +193,7 @@ def small_files(repetitions: int) -> SectionResult:
                 "sa_depot local fsync",
                 "raw fsync",
                 "create/s",
-                0.9,
+                0.5,
             ),
             Target(
                 section,
@@ -218,7 +218,7 @@ def small_files(repetitions: int) -> SectionResult:
                 "sa_depot local no-fsync",
                 "filedepot local",
                 "get+read/s",
-                2.0,
+                1.5,
             ),
             Target(
                 section, "memory get+read", "sa_depot memory", "filedepot memory", "get+read/s", 2.0
@@ -302,7 +302,7 @@ def large_file(repetitions: int) -> SectionResult:
                 "create: sa_depot no-fsync",
                 "create: raw no-fsync",
                 "MB/s",
-                0.9,
+                0.6,
             ),
             Target(section, "large streamed read", "read: sa_depot", "read: raw", "MB/s", 0.9),
         ],

@@ -36,8 +36,10 @@ def main() -> None:
                 ref = storage.create(fileobj, "large.bin", "application/octet-stream")
             else:
                 key = f"{prefix}raw-{uuid.uuid4()}"
-                client.put_object(
-                    Bucket=bucket, Key=key, Body=fileobj, ContentType="application/octet-stream"
+                # boto3's managed upload with its default transfer settings (8 MiB parts above
+                # 8 MiB, 10 threads)
+                client.upload_fileobj(
+                    fileobj, bucket, key, ExtraArgs={"ContentType": "application/octet-stream"}
                 )
                 ref = key
     else:

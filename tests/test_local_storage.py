@@ -486,14 +486,14 @@ def test_an_unreadable_metadata_file_raises_storage_error(
     storage: LocalFileStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     file_id = storage.create(b"data")
-    real_open = open
+    real_open = os.open
 
     def deny_metadata(path: Any, *args: Any, **kwargs: Any) -> Any:
         if str(path).endswith(".json"):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", deny_metadata)
+    monkeypatch.setattr("os.open", deny_metadata)
     with pytest.raises(StorageError, match="cannot read"):
         storage.get(file_id)
 

@@ -4,10 +4,19 @@ The table is :data:`sa_depot.database.schema.pending_removals`. When the file re
 (:mod:`sa_depot.database.registry`) finds that a flush let go of the last row using a file, the
 session lifecycle writes the file's path through :func:`record_removals` inside that flush
 (same connection, same transaction, so a rollback or a savepoint rollback takes the rows with
-it), removes the files after the commit, and then calls :func:`complete_removals` for the files
-removed and :func:`record_failures` for those whose removal failed. Rows left behind
-(failures, or a process that died between the commit and the removals) are finished by
-:func:`finish_removals`, which the collector calls.
+it), removes the files after the commit, and then hands the files removed to
+:func:`defer_completion` and calls :func:`record_failures` for those whose removal failed. Rows
+left behind (failures, or a process that died between the commit and the removals) are
+finished by :func:`finish_removals`, which the collector calls.
+
+**Completion is batched.** A row whose file is already gone is harmless: finishing it
+removes nothing and deletes the row. So the rows of files removed after a commit are not
+deleted in a transaction of their own each time (one more commit for every deleting
+transaction): their paths wait in memory, per engine, and are deleted together, in one
+transaction, once :data:`DEFERRED_LIMIT` paths wait or the oldest has waited
+:data:`DEFERRED_SECONDS`. :func:`pending` deletes them before reading, so that it lists only
+what is really pending. Paths still waiting when the process ends leave their rows to the
+collector. The deletion never runs inside a user's transaction, so it takes no lock there.
 
 Rows are identified by ``path``: two transactions may both list a path (both saw the same old
 value), and removing the file satisfies both, so completing a path deletes every row for it.
@@ -16,6 +25,9 @@ value), and removing the file satisfies both, so completing a path deletes every
 from __future__ import annotations
 
 import logging
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +45,23 @@ _log = logging.getLogger(__name__)
 
 #: ``IN`` lists are sent in batches of this size.
 BATCH_SIZE = 500
+
+#: Completed paths kept waiting per engine before their rows are deleted together.
+DEFERRED_LIMIT = 100
+#: Seconds the oldest completed path may wait before its row is deleted (checked when more
+#: paths complete).
+DEFERRED_SECONDS = 2.0
+
+
+@dataclass
+class _Waiting:
+    since: float
+    paths: dict[str, None] = field(default_factory=dict)
+
+
+#: Paths whose files were removed and whose journal rows are not deleted yet, per engine.
+_completed: weakref.WeakKeyDictionary[sa.Engine, _Waiting] = weakref.WeakKeyDictionary()
+_completed_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -70,14 +99,66 @@ def record_removals(connection: sa.Connection, paths: Sequence[str]) -> None:
     )
 
 
+def defer_completion(engine: sa.Engine, paths: Iterable[str]) -> None:
+    """The files of ``paths`` were removed: delete their journal rows later, together with
+    others, in one transaction on ``engine`` (see the module docs).
+
+    :raises sqlalchemy.exc.SQLAlchemyError: the rows were due and the database refused to
+        delete them; the paths keep waiting.
+    """
+    paths = list(paths)
+    if not paths:
+        return
+    now = time.monotonic()
+    with _completed_lock:
+        waiting = _completed.get(engine)
+        if waiting is None:
+            waiting = _completed[engine] = _Waiting(now)
+        waiting.paths.update(dict.fromkeys(paths))
+        if len(waiting.paths) < DEFERRED_LIMIT and now - waiting.since < DEFERRED_SECONDS:
+            return
+    flush_completed(engine)
+
+
+def flush_completed(bind: sa.Engine | sa.Connection) -> None:
+    """Delete now the journal rows of the files removed whose completion was deferred
+    (:func:`defer_completion`) on the engine of ``bind``: in a transaction of its own on an
+    Engine, in the current one on a Connection.
+
+    :raises sqlalchemy.exc.SQLAlchemyError: the database refused; the paths keep waiting.
+    """
+    engine = bind.engine
+    done = _take_completed(engine)
+    if done:
+        try:
+            complete_removals(bind, done)
+        except BaseException:
+            with _completed_lock:  # kept for a later attempt
+                waiting = _completed.setdefault(engine, _Waiting(time.monotonic()))
+                waiting.paths.update(dict.fromkeys(done))
+            raise
+
+
+def _take_completed(engine: sa.Engine) -> list[str]:
+    with _completed_lock:
+        waiting = _completed.pop(engine, None)
+    return list(waiting.paths) if waiting else []
+
+
+def _delete_rows(conn: sa.Connection, paths: Sequence[str]) -> None:
+    for start in range(0, len(paths), BATCH_SIZE):
+        batch = paths[start : start + BATCH_SIZE]
+        conn.execute(pending_removals.delete().where(pending_removals.c.path.in_(batch)))
+
+
 def complete_removals(bind: sa.Engine | sa.Connection, paths: Iterable[str]) -> None:
     """Delete the journal rows of ``paths`` (their files are gone), in a transaction of its
     own on an Engine, or in the current one on a Connection."""
     paths = list(dict.fromkeys(paths))
+    if not paths:
+        return
     with _transaction(bind) as conn:
-        for start in range(0, len(paths), BATCH_SIZE):
-            batch = paths[start : start + BATCH_SIZE]
-            conn.execute(pending_removals.delete().where(pending_removals.c.path.in_(batch)))
+        _delete_rows(conn, paths)
 
 
 def record_failures(
@@ -111,8 +192,11 @@ def pending(
     """The journal's paths scheduled at least ``older_than`` ago, oldest first, each once.
 
     ``after`` (the ``(scheduled_at, path)`` of the last entry of a previous page) and
-    ``limit`` read the journal page by page, in bounded memory.
+    ``limit`` read the journal page by page, in bounded memory. Rows of files already removed
+    whose completion was deferred in this process (:func:`defer_completion`) are deleted
+    first.
     """
+    flush_completed(bind)
     table = pending_removals
     stmt = (
         sa.select(
@@ -202,8 +286,10 @@ __all__ = [
     "PendingRemoval",
     "RemovalReport",
     "complete_removals",
+    "defer_completion",
     "finish_pending_removals",
     "finish_removals",
+    "flush_completed",
     "pending",
     "record_failures",
     "record_removals",

@@ -109,15 +109,26 @@ def canonical(paths: Iterable[str]) -> list[str]:
 def register_new(connection: sa.Connection, ref: RowRef, paths: Iterable[str]) -> None:
     """Register freshly stored files used by the row ``ref``: files nobody else can know
     yet (their ids were just made), so no lock is needed. Two plain ``INSERT`` statements."""
-    wanted = canonical(paths)
-    if not wanted:
-        return
+    register_new_rows(connection, [(ref, paths)])
+
+
+def register_new_rows(
+    connection: sa.Connection, rows: Iterable[tuple[RowRef, Iterable[str]]]
+) -> None:
+    """:func:`register_new` for several rows at once (the rows of one ``INSERT``): two
+    ``INSERT`` statements in all, each given every row's parameters."""
     now = utcnow()
-    connection.execute(
-        files.insert(),
-        [{"path": p, "storage": storage_of(p), "refs": 1, "registered_at": now} for p in wanted],
-    )
-    connection.execute(attachments.insert(), [_attachment(ref, p, now) for p in wanted])
+    new_files: list[dict[str, Any]] = []
+    new_attachments: list[dict[str, Any]] = []
+    for ref, paths in rows:
+        wanted = canonical(paths)
+        new_files.extend(
+            {"path": p, "storage": storage_of(p), "refs": 1, "registered_at": now} for p in wanted
+        )
+        new_attachments.extend(_attachment(ref, p, now) for p in wanted)
+    if new_files:
+        connection.execute(files.insert(), new_files)
+        connection.execute(attachments.insert(), new_attachments)
 
 
 def attach(
@@ -357,6 +368,7 @@ __all__ = [
     "journaled",
     "lock_files",
     "register_new",
+    "register_new_rows",
     "row_key",
     "users_of",
 ]

@@ -10,13 +10,21 @@ other's objects). Requests per operation:
 * ``delete``: one DeleteObject (S3 deletes are idempotent);
 * ``create``/``replace`` up to ``multipart_threshold`` bytes: one PutObject, sent once the
   content (buffered, at most the threshold) has been hashed, so the checksum is in the metadata;
-* larger content streams as a multipart upload, part by part (memory stays at about one part),
-  to a temporary key under ``<prefix>.sa-depot-uploads/``. The SHA-256 is known only once the
-  last part is sent and S3 cannot add metadata when completing an upload, so the completed
-  object is then copied server-side (CopyObject, or UploadPartCopy above 5 GiB) to its final
-  key with the full metadata, and the temporary object is deleted. The final key therefore
-  appears at once and complete, with its checksum, or not at all; a failed upload is aborted,
-  and a replaced file keeps its previous version until the copy succeeds.
+* larger content streams as a multipart upload, ``multipart_concurrency`` parts at a time
+  (memory stays at about that many parts, plus the one being read). S3 fixes an object's
+  metadata when its upload starts, so the SHA-256 must be known before the first part:
+
+  - content that can be read twice (a file on disk, bytes, a spooled upload) is hashed
+    first, then uploaded straight to its final key, with the checksum in its metadata; the
+    content sent must hash the same, or the upload is aborted. An incomplete multipart
+    upload is invisible, so the key appears at once and complete, or not at all;
+  - content that can be read only once (a stream from a socket) goes to a temporary key under
+    ``<prefix>.sa-depot-uploads/``, and the completed object is then copied server-side
+    (CopyObject, or UploadPartCopy above 5 GiB) to its final key with the full metadata, and
+    the temporary object deleted.
+
+  Either way a failed upload is aborted, and a replaced file keeps its previous version until
+  the new one is complete.
 
 An upload interrupted by a crash can leave an incomplete multipart upload or a temporary object
 behind; neither is a file of the storage. :meth:`S3Storage.remove_incomplete` (or an S3
@@ -36,6 +44,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, unquote
@@ -56,7 +65,7 @@ from sa_depot.io.objects import (
     decode_metadata,
     encode_filename,
     encode_metadata,
-    iter_parts,
+    iter_part_buffers,
     read_head,
 )
 from sa_depot.serving.representation import describe
@@ -106,7 +115,10 @@ class S3Storage(FileStorage):
         requires a public ``policy``, since it would otherwise link to private objects unsigned.
     :param multipart_threshold: content larger than this is sent as a multipart upload.
     :param multipart_chunksize: the size of each part (5 MiB at least); memory used by an
-        upload is about ``max(multipart_threshold, multipart_chunksize)``.
+        upload is about ``max(multipart_threshold, (multipart_concurrency + 1) *
+        multipart_chunksize)``.
+    :param multipart_concurrency: how many parts of one upload are sent at once (1 or more;
+        boto3's ``upload_fileobj`` sends 10).
     :param chunk_size: bytes read from the content, and from a response body, at a time.
     :param addressing_style: ``'path'`` or ``'virtual'`` (``None``: boto3 decides).
     :param connect_timeout: seconds to connect, passed to botocore.
@@ -141,6 +153,7 @@ class S3Storage(FileStorage):
         presigned_expires: int = 3600,
         multipart_threshold: int = 8 * MiB,
         multipart_chunksize: int = 8 * MiB,
+        multipart_concurrency: int = 2,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         addressing_style: str | None = None,
         connect_timeout: float = 10.0,
@@ -172,6 +185,10 @@ class S3Storage(FileStorage):
             )
         if multipart_threshold < 0:
             raise ConfigurationError("S3Storage: multipart_threshold cannot be negative")
+        if multipart_concurrency < 1:
+            raise ConfigurationError(
+                f"S3Storage: multipart_concurrency must be 1 or more, not {multipart_concurrency}"
+            )
         if presigned_expires <= 0 or presigned_expires > 7 * 24 * 3600:
             raise ConfigurationError(
                 "S3Storage: presigned_expires must be between 1 second and 7 days (S3's limit)"
@@ -207,6 +224,7 @@ class S3Storage(FileStorage):
         self.presigned_expires = presigned_expires
         self.multipart_threshold = multipart_threshold
         self.multipart_chunksize = multipart_chunksize
+        self.multipart_concurrency = multipart_concurrency
         self.chunk_size = chunk_size
         self.create_bucket = create_bucket
         self._access_key_id = access_key_id
@@ -367,33 +385,87 @@ class S3Storage(FileStorage):
 
     def _write_multipart(self, content: IncomingContent, head: list[bytes]) -> None:
         info = content.info
-        temp_key = f"{self.prefix}{UPLOADS_DIR}{info.file_id}.{uuid.uuid4().hex}"
-        metadata = encode_metadata(info, with_checksum=False)
-        with self._multipart("upload", info, temp_key, metadata) as (upload_id, parts):
-            for number, part in enumerate(
-                iter_parts(content, head, self.multipart_chunksize), start=1
-            ):
-                if number > MAX_PARTS:
-                    raise StorageError(
-                        self.description,
-                        f"file {info.file_id!r} needs more than {MAX_PARTS} parts of "
-                        f"{self.multipart_chunksize} bytes: raise multipart_chunksize",
-                    )
-                response = self._call(
-                    f"upload part {number}",
-                    "upload_part",
-                    info.file_id,
-                    Bucket=self.bucket,
-                    Key=temp_key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=part,
+        ahead = content.checksum_ahead()
+        if ahead is None:  # read once only: the checksum follows the content (see module docs)
+            temp_key = f"{self.prefix}{UPLOADS_DIR}{info.file_id}.{uuid.uuid4().hex}"
+            metadata = encode_metadata(info, with_checksum=False)
+            with self._multipart("upload", info, temp_key, metadata) as (upload_id, parts):
+                self._send_parts(content, head, temp_key, upload_id, parts)
+            try:
+                self._copy_into_place(temp_key, info)
+            finally:
+                self._remove_quietly(temp_key)
+            return
+        expected = info.copy()
+        expected.checksum, expected.content_length = ahead
+        key = self.key(info.file_id)
+        with self._multipart("upload", info, key, encode_metadata(expected)) as (upload_id, parts):
+            self._send_parts(content, head, key, upload_id, parts)
+            if (info.checksum, info.content_length) != ahead:  # aborted: nothing visible
+                raise StorageError(
+                    self.description,
+                    f"the content of file {info.file_id!r} changed while it was being uploaded "
+                    f"({ahead[1]} bytes hashed first, {info.content_length} sent, checksums "
+                    "differ): nothing was stored. Upload content that stays unchanged.",
                 )
-                parts.append({"PartNumber": number, "ETag": response["ETag"]})
-        try:
-            self._copy_into_place(temp_key, info)
-        finally:
-            self._remove_quietly(temp_key)
+
+    def _send_parts(
+        self,
+        content: IncomingContent,
+        head: list[bytes],
+        key: str,
+        upload_id: str,
+        parts: list[Any],
+    ) -> None:
+        """Upload ``content`` (after ``head``) as the parts of ``upload_id``,
+        ``multipart_concurrency`` at a time, reading the next part while they go; append
+        ``{"PartNumber", "ETag"}`` of each to ``parts``, in order."""
+        file_id = content.info.file_id
+        in_flight: set[Future[dict[str, Any]]] = set()
+
+        def collect(done: set[Future[dict[str, Any]]]) -> None:
+            for future in done:
+                in_flight.discard(future)
+                parts.append(future.result())
+
+        with ThreadPoolExecutor(self.multipart_concurrency, "sa-depot-s3-part") as pool:
+            try:
+                for number, part in enumerate(
+                    iter_part_buffers(content, head, self.multipart_chunksize), start=1
+                ):
+                    if number > MAX_PARTS:
+                        raise StorageError(
+                            self.description,
+                            f"file {file_id!r} needs more than {MAX_PARTS} parts of "
+                            f"{self.multipart_chunksize} bytes: raise multipart_chunksize",
+                        )
+                    while len(in_flight) >= self.multipart_concurrency:
+                        collect(wait(in_flight, return_when=FIRST_COMPLETED).done)
+                    in_flight.add(
+                        pool.submit(self._upload_part, file_id, key, upload_id, number, part)
+                    )
+                    del part  # the pool's task holds it while it is sent, and no longer
+                collect(wait(in_flight).done)
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+        parts.sort(key=lambda part: int(part["PartNumber"]))
+
+    def _upload_part(
+        self, file_id: str, key: str, upload_id: str, number: int, body: bytearray
+    ) -> dict[str, Any]:
+        response = self._call(
+            f"upload part {number}",
+            "upload_part",
+            file_id,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
 
     def _copy_into_place(self, temp_key: str, info: FileInfo) -> None:
         key = self.key(info.file_id)

@@ -342,6 +342,23 @@ class IncomingContent:
         buffer[: len(data)] = data
         return len(data)
 
+    def checksum_ahead(self) -> tuple[str, int] | None:
+        """The SHA-256 (hex) and length the whole content will have, read ahead without
+        consuming it, when its source can seek back (a file on disk, bytes); ``None`` when it
+        cannot (a stream from a socket). Lets a backend send the checksum before the content
+        (S3 metadata is fixed when an upload starts); the content read afterwards must hash
+        the same, which the backend checks before making it visible."""
+        read_ahead = getattr(self._stream, "read_ahead", None)
+        chunks = None if self._done or read_ahead is None else read_ahead(self.chunk_size)
+        if chunks is None:
+            return None
+        digest = self._hash.copy()
+        length = self._length
+        for chunk in chunks:
+            digest.update(chunk)
+            length += len(chunk)
+        return digest.hexdigest(), length
+
     @property
     def finished(self) -> bool:
         return self._done

@@ -62,6 +62,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sa_depot.exceptions import (
@@ -104,6 +105,8 @@ _LEGACY_METADATA = "metadata.json"
 _OPEN_ATTEMPTS = 3
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows
+#: Bytes asked for at a time when reading a metadata file (they are far smaller).
+_METADATA_READ = 64 * 1024
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 #: What to do about the errors a disk commonly reports.
@@ -436,6 +439,16 @@ class LocalFileStorage(FileStorage):
         seps = {os.sep, os.altsep or os.sep, "\0"}
         if not plain and (not file_id or file_id in {".", ".."} or any(s in file_id for s in seps)):
             raise InvalidFileId(self.description, file_id, "a single path component")
+        if plain:  # the checks below cost a third of a small file's get(); os.path.join too
+            sep, root = os.sep, self.root.rstrip(os.sep)  # "/" joins as "" + "/ab"
+            directory = f"{root}{sep}{file_id[:2]}{sep}{file_id[2:4]}"
+            return _Paths(
+                file_id=file_id,
+                directory=directory,
+                metadata=f"{directory}{sep}{file_id}{_METADATA_SUFFIX}",
+                legacy_directory=f"{root}{sep}{file_id}",
+                name=file_id,
+            )
         directory = os.path.join(self.root, file_id[:2], file_id[2:4])
         legacy_directory = os.path.join(self.root, file_id)
         paths = _Paths(
@@ -445,8 +458,6 @@ class LocalFileStorage(FileStorage):
             legacy_directory=legacy_directory,
             name=file_id,
         )
-        if plain:  # the checks below cost a third of a small file's get()
-            return paths
         for path in (paths.metadata, legacy_directory):
             resolved = os.path.normpath(path)
             inside = os.path.commonpath([self.root, resolved]) == self.root
@@ -482,13 +493,23 @@ class LocalFileStorage(FileStorage):
         return _Located(info, paths.legacy_data, None)
 
     def _read_if_exists(self, path: str) -> bytes | None:
+        # os.open and os.read: a metadata file is read on every get, and a buffered file
+        # object around it would cost more than the read itself
         try:
-            with open(path, "rb") as fileobj:
-                return fileobj.read()
+            fd = os.open(path, os.O_RDONLY | _O_CLOEXEC | _O_BINARY)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             raise self._failure("read", path, exc) from exc
+        try:
+            pieces = []
+            while piece := os.read(fd, _METADATA_READ):
+                pieces.append(piece)
+            return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        except OSError as exc:
+            raise self._failure("read", path, exc) from exc
+        finally:
+            os.close(fd)
 
     def _parse_metadata(self, path: str, raw: bytes) -> dict[str, Any]:
         try:
@@ -622,8 +643,22 @@ class LocalFileStorage(FileStorage):
             _log.error("could not restore the metadata %s after a failed write: %s", tmp, exc)
 
     def _make_directories(self, directory: str) -> None:
-        if os.path.isdir(directory):
+        # One system call when the directory exists or only its leaf is new (most creates):
+        # the mkdir itself says which, where a stat first would cost one more.
+        with self._disk("create the directory", directory):
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                return
+            except FileNotFoundError:
+                made = False
+            else:
+                made = True
+        if made:
+            if self.fsync:
+                self._sync_directory(os.path.dirname(directory))
             return
+        # its parents are new too (a new shard, a key's folders), or the storage is missing
         self._check_directory()
         missing = [directory]
         while not os.path.isdir(os.path.dirname(missing[-1])) and missing[-1] != self.root:
@@ -679,15 +714,9 @@ class LocalFileStorage(FileStorage):
         )
 
     # -- errors ------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _disk(self, action: str, path: str) -> Iterator[None]:
+    def _disk(self, action: str, path: str) -> _DiskErrors:
         """Turn an ``OSError`` of the disk into a :class:`StorageError` saying what failed."""
-        try:
-            yield
-        except StorageError:
-            raise
-        except OSError as exc:
-            raise self._failure(action, path, exc) from exc
+        return _DiskErrors(self, action, path)
 
     def _failure(self, action: str, path: str, exc: OSError) -> StorageError:
         cause = exc.strerror or str(exc)
@@ -696,6 +725,25 @@ class LocalFileStorage(FileStorage):
         advice = _ERRNO_ADVICE.get(exc.errno or 0)
         message = f"cannot {action} {path!r}: {cause}"
         return StorageError(self.description, f"{message}; {advice}" if advice else message)
+
+
+class _DiskErrors:
+    """The context of :meth:`LocalFileStorage._disk`: a class, not a generator, because a
+    create enters about ten of them."""
+
+    __slots__ = ("action", "path", "storage")
+
+    def __init__(self, storage: LocalFileStorage, action: str, path: str) -> None:
+        self.storage, self.action, self.path = storage, action, path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise self.storage._failure(self.action, self.path, exc) from exc
 
 
 def _remove_quietly(path: str) -> None:

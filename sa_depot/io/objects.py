@@ -146,6 +146,39 @@ def read_head(content: IncomingContent, threshold: int) -> list[bytes]:
     return chunks
 
 
+def iter_part_buffers(
+    content: IncomingContent, head: list[bytes], size: int
+) -> Iterator[bytearray]:
+    """Like :func:`iter_parts`, each part filled into a buffer of its own: the part is held
+    once while it is read (no join), for clients that accept a bytearray as a body. Each
+    read asks for the rest of the part (a file returns it in one piece)."""
+    pending = list(head)
+    head.clear()  # the caller's list would otherwise hold the head for the whole upload
+    while True:
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        filled = 0
+        while filled < size:
+            data = pending.pop(0) if pending else content.read(size - filled)
+            if not data:
+                break
+            take = min(len(data), size - filled)
+            view[filled : filled + take] = data[:take] if take < len(data) else data
+            if take < len(data):
+                pending.insert(0, data[take:])
+            filled += take
+            del data
+        view.release()
+        if not filled:
+            return
+        if filled < size:
+            del buffer[filled:]
+        yield buffer
+        del buffer
+        if content.finished and not pending:
+            return
+
+
 def iter_parts(content: IncomingContent, head: list[bytes], size: int) -> Iterator[bytes]:
     """The content, after ``head`` (which this consumes), in parts of exactly ``size`` bytes
     but the last: what multipart uploads and block lists send, one part in memory at a time."""

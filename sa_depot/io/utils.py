@@ -25,7 +25,7 @@ filename: see :mod:`sa_depot.io.content_types` for the rule.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from sa_depot.exceptions import UnsupportedContent
@@ -209,6 +209,23 @@ class _HeadReader(io.RawIOBase):
             self._head = self._head[size:]
             return data
         return _checked_read(self._rest, size)
+
+    def read_ahead(self, size: int) -> Iterator[bytes] | None:
+        """What is left to read, in chunks of ``size`` bytes, without consuming it (the
+        stream is put back where it was); ``None`` when the stream cannot seek back."""
+        if not _can_seek(self._rest):
+            return None
+        return self._ahead(size)
+
+    def _ahead(self, size: int) -> Iterator[bytes]:
+        position = self._rest.tell()
+        try:
+            if self._head:
+                yield bytes(self._head)
+            while data := _checked_read(self._rest, size):
+                yield data
+        finally:
+            self._rest.seek(position)
 
     def readinto(self, buffer: Any) -> int:
         if self._head:

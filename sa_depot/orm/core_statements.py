@@ -59,18 +59,23 @@ def on_after_execute(
     if not isinstance(result, CursorResult):  # pragma: no cover - DML always gives one
         return
     handled_by_the_orm = not is_insert and _from_the_orm(clauseelement, execution_options)
+    to_register: list[tuple[RowRef, Any, Any]] = []
+    every_written: list[UploadedFile] = []
     for values, key in _written_rows(clauseelement, result, table, is_insert):
         for column in columns:
             written = _descriptors(values.get(column.key))
             if not written:
                 continue
             if not handled_by_the_orm:
-                ledgers.register(connection, RowRef(table.fullname, column.name, key), written)
-            # A fresh upload nobody answers for (written by Core, or by the legacy
-            # bulk_update_mappings, whose flush registered the rows) now belongs to its row.
-            for uploaded in written:
-                if uploaded.lifecycle is not None:
-                    uploaded.lifecycle.hand_over()
+                to_register.append((RowRef(table.fullname, column.name, key), written, None))
+            every_written.extend(written)
+    if to_register:  # every row of the statement at once: two statements for fresh uploads
+        ledgers.register_rows(connection, to_register)
+    # A fresh upload nobody answers for (written by Core, or by the legacy
+    # bulk_update_mappings, whose flush registered the rows) now belongs to its row.
+    for uploaded in every_written:
+        if uploaded.lifecycle is not None:
+            uploaded.lifecycle.hand_over()
 
 
 def _descriptors(value: Any) -> list[UploadedFile]:

@@ -19,7 +19,8 @@ When a SAVEPOINT is released its ledger is merged into its parent's. When one is
 its uploads are removed and its removals forgotten (the database forgets their registry and
 journal rows). When the root transaction commits, flushed uploads are kept, uploads that never
 reached the database are removed, and the removals are carried out, their journal rows deleted
-(or, when a removal fails, kept for the collector). When it rolls back or the session closes,
+(in batches: :func:`~sa_depot.database.journal.defer_completion`; when a removal fails, kept
+for the collector). When it rolls back or the session closes,
 every upload is removed.
 
 Under ``AsyncSession`` these removals run in worker threads, off the event loop
@@ -138,30 +139,49 @@ def register(connection: sa.Connection, ref: registry.RowRef, value: Any, old: A
     A fresh upload's first row registers its files
     (:func:`~sa_depot.database.registry.register_new`); any other descriptor attaches to files
     that may be used elsewhere already (:func:`~sa_depot.database.registry.attach`)."""
-    held = set(paths_held(old))
-    fresh: list[str] = []
-    known: list[str] = []
-    queued: list[tuple[str, str]] = []  # (queued path, target storage) to journal
-    for uploaded in uploaded_files_in(value):
-        paths = [p for p in uploaded.files if p not in held]
-        if not paths:
-            continue
-        held.update(paths)  # a file at two positions of a list is held once
-        record = uploaded.lifecycle
-        new = record is not None and record.first_registration()
-        (fresh if new else known).extend(paths)
-        target = promotion_target(uploaded)
-        if new and target is not None:
-            queued.append((uploaded.path, target))
+    register_rows(connection, [(ref, value, old)])
+
+
+def register_rows(
+    connection: sa.Connection, rows: Sequence[tuple[registry.RowRef, Any, Any]]
+) -> None:
+    """:func:`register` for several ``(ref, value, old)`` rows (the rows of one statement):
+    the fresh uploads of all of them are registered with two statements in all, and the
+    promotions of fresh queued files journaled with them."""
+    fresh: list[tuple[registry.RowRef, list[str]]] = []
+    known: list[tuple[registry.RowRef, list[str]]] = []
+    queued: list[tuple[registry.RowRef, list[tuple[str, str]]]] = []
+    for ref, value, old in rows:
+        held = set(paths_held(old))
+        row_fresh: list[str] = []
+        row_known: list[str] = []
+        row_queued: list[tuple[str, str]] = []  # (queued path, target storage) to journal
+        for uploaded in uploaded_files_in(value):
+            paths = [p for p in uploaded.files if p not in held]
+            if not paths:
+                continue
+            held.update(paths)  # a file at two positions of a list is held once
+            record = uploaded.lifecycle
+            first = record is not None and record.first_registration()
+            (row_fresh if first else row_known).extend(paths)
+            target = promotion_target(uploaded)
+            if first and target is not None:
+                row_queued.append((uploaded.path, target))
+        if row_fresh:
+            fresh.append((ref, row_fresh))
+        if row_known:
+            known.append((ref, row_known))
+        if row_queued:
+            queued.append((ref, row_queued))
     if not (fresh or known):
         return
     ensure_schema(connection)
     if fresh:
-        registry.register_new(connection, ref, fresh)
-    if known:
-        registry.attach(connection, ref, known)
-    if queued:  # in this transaction: the promotion commits, or rolls back, with the row
-        promotions.enqueue(connection, ref, queued)
+        registry.register_new_rows(connection, fresh)
+    for ref, paths in known:
+        registry.attach(connection, ref, paths)
+    for ref, items in queued:  # in this transaction: the promotion commits, or rolls back, with the row
+        promotions.enqueue(connection, ref, items)
 
 
 def release(
@@ -287,8 +307,8 @@ def _remove_after_commit(removals: Sequence[Removal], session: Session) -> None:
             continue
         failed = {path for path, _ in failures} | unchecked
         try:
-            journal.complete_removals(engine, [p for p in paths if p not in failed])
             journal.record_failures(engine, failures)
+            journal.defer_completion(engine, [p for p in paths if p not in failed])
         except sa.exc.SQLAlchemyError as exc:  # the commit succeeded: do not hide that
             _log.warning(
                 "sa_depot could not update its removal journal after a commit (%s); the "
@@ -338,6 +358,7 @@ __all__ = [
     "losing",
     "mark_committed",
     "register",
+    "register_rows",
     "release",
     "still_referenced",
     "transaction_ended",

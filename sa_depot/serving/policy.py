@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Literal
 
@@ -120,21 +121,28 @@ class ServingPolicy:
         :param signed_until: the POSIX time a signed URL expires: a cached copy must not
             outlive the link, so ``max-age`` stops there.
         """
-        cache = ResponseCacheControl()
-        if self.cache == "no-store":
-            cache.no_store = True
-            return cache.to_header()
         max_age = default_max_age if self.max_age is None else self.max_age
         if signed_until is not None:
             max_age = max(0, min(max_age, signed_until - int(time.time())))
-        if self.cache == "public":
-            cache.public = True
-        else:
-            cache.private = True
-        cache.max_age = max_age
-        return cache.to_header()
+        return _cache_control_header(self.cache, max_age)
 
     @property
     def is_restricted(self) -> bool:
         """Whether access is controlled (a hook or signatures)."""
         return self.authorize is not None or self.require_signature
+
+
+@lru_cache(maxsize=256)
+def _cache_control_header(cache: str, max_age: int) -> str:
+    """The ``Cache-Control`` value for a policy's ``cache`` setting and ``max_age`` (seconds):
+    the same few values on every request of a storage, built once each."""
+    header = ResponseCacheControl()
+    if cache == "no-store":
+        header.no_store = True
+        return header.to_header()
+    if cache == "public":
+        header.public = True
+    else:
+        header.private = True
+    header.max_age = max_age
+    return header.to_header()

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
 from werkzeug.datastructures import Headers, ResponseCacheControl
@@ -59,11 +60,20 @@ def expires_for(cache_control: str) -> str:
     is already expired: an HTTP/1.0 proxy must not keep a private file, while browsers follow
     ``max-age``, which overrides ``Expires`` (RFC 9111 section 5.3).
     """
-    parsed = parse_cache_control_header(cache_control, cls=ResponseCacheControl)
-    max_age = parsed.max_age
-    if parsed.public and not parsed.no_store and max_age:
+    max_age = _shared_max_age(cache_control)
+    if max_age:
         return http_date(time.time() + max_age)
     return EXPIRED
+
+
+@lru_cache(maxsize=256)
+def _shared_max_age(cache_control: str) -> int | None:
+    """The ``max-age`` of a ``Cache-Control`` value shared caches may keep, else ``None``
+    (parsed once per value: a storage sends the same one on every request)."""
+    parsed = parse_cache_control_header(cache_control, cls=ResponseCacheControl)
+    if parsed.public and not parsed.no_store:
+        return parsed.max_age
+    return None
 
 
 def plain_response(status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
@@ -115,23 +125,27 @@ class Responder:
     ) -> Response:
         length = _length_of(stored)
         validators = Validators.of(stored, length)
-        headers = Headers(SECURITY_HEADERS)
-        headers["Cache-Control"] = cache_control
-        headers["Expires"] = expires_for(cache_control)
-        headers["ETag"] = validators.etag_header
-        headers["Last-Modified"] = validators.last_modified_header
+        # every name once: the list becomes Headers in one go (nine Headers.set calls, each
+        # searching the list, were a tenth of a small file's response)
+        fields = [
+            *SECURITY_HEADERS,
+            ("Cache-Control", cache_control),
+            ("Expires", expires_for(cache_control)),
+            ("ETag", validators.etag_header),
+            ("Last-Modified", validators.last_modified_header),
+        ]
 
         outcome = evaluate_preconditions(request, validators)
         if outcome is not Outcome.PROCEED:
             stored.close()
             if outcome is Outcome.NOT_MODIFIED:
-                return Response(status=304, headers=headers)
+                return Response(status=304, headers=Headers(fields))
             return plain_response(412, "Precondition Failed: the file has changed")
 
-        for name, value in representation.headers:
-            headers[name] = value
+        fields.extend(representation.headers)
         can_range = length is not None and stored.seekable()
-        headers["Accept-Ranges"] = "bytes" if can_range else "none"
+        fields.append(("Accept-Ranges", "bytes" if can_range else "none"))
+        headers = Headers(fields)
 
         handoff = _front_server_handoff(stored, policy)
         if handoff is not None:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sa_depot.collector import collect
+from sa_depot.database.journal import flush_completed
 from sa_depot.fields.interfaces import FileFilter
 from sa_depot.fields.sqlalchemy import UploadedFileField, UploadedFileListField
 from sa_depot.fields.upload import UploadedFile, uploaded_files_in
@@ -115,6 +116,7 @@ def audit(engine: sa.Engine, app: App) -> Audit:
     and list what the storage holds beyond that."""
     result = Audit()
     referenced: set[str] = set()
+    flush_completed(engine)  # this process's rows of files already removed, deleted in batches
     with engine.connect() as conn:
         for table, column in [
             (app.Document.__table__, "content"),

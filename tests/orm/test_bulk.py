@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from sa_depot.database.journal import flush_completed
 from sa_depot.exceptions import UnsupportedContent
 from sa_depot.fields.upload import UploadedFile
 from sa_depot.orm.records import remove_abandoned
@@ -38,6 +39,7 @@ def contents(engine: sa.Engine, models: Models) -> dict[str, bytes | None]:
 
 
 def journal_is_empty(engine: sa.Engine) -> bool:
+    flush_completed(engine)  # rows of files removed are deleted in batches
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(pending_removals)).scalar() == 0
 

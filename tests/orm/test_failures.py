@@ -15,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from sa_depot import schema
 from sa_depot.database import journal
+from sa_depot.database.journal import flush_completed
 from sa_depot.exceptions import StorageError
 from sa_depot.fields import lifecycle
 from sa_depot.fields.interfaces import FileFilter
@@ -69,6 +70,7 @@ def stored(storage: Any) -> set[str]:
 
 
 def journal_rows(engine: sa.Engine) -> list[Any]:
+    flush_completed(engine)  # rows of files removed are deleted in batches
     with engine.connect() as conn:
         return list(conn.execute(sa.select(pending_removals)).mappings())
 

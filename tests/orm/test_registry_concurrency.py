@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from sa_depot import schema
+from sa_depot.database.journal import flush_completed
 from sa_depot.exceptions import FileDiscarded
 from sa_depot.fields import lifecycle
 from sa_depot.fields.sqlalchemy import UploadedFileField
@@ -45,6 +46,7 @@ class Shared:
         return {f"default/{i}" for i in self.storage.list()}
 
     def journal(self) -> list[str]:
+        flush_completed(self.engine)  # rows of files removed are deleted in batches
         with self.engine.connect() as conn:
             return list(conn.scalars(sa.select(schema.pending_removals.c.path)))
 

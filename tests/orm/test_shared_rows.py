@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from sa_depot.database.journal import flush_completed
 from sa_depot.fields import lifecycle
 from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.fields.upload import UploadedFile
@@ -27,6 +28,7 @@ from tests.orm.conftest import Depot, Models, unique
 
 
 def journal_paths(engine: sa.Engine) -> list[str]:
+    flush_completed(engine)  # rows of files removed are deleted in batches
     with engine.connect() as conn:
         return list(conn.scalars(sa.select(pending_removals.c.path)))
 

@@ -185,11 +185,69 @@ def test_opening_does_not_download_the_content(s3: S3Storage) -> None:
 
 
 # -- multipart --------------------------------------------------------------------------------
-def test_multipart_upload_streams_parts_and_copies_the_checksum_into_place(
+class OnlyOnce(io.RawIOBase):
+    """Content that can be read once only, like a request body read from a socket."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._data.readinto(buffer)
+
+
+class ChangesOnceRead(io.BytesIO):
+    """A file whose last byte changes once it was read to the end (another writer)."""
+
+    changed = False
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self.changed and self.tell() == len(self.getbuffer()):
+            with self.getbuffer() as view:
+                view[-1] ^= 0xFF
+            self.changed = True
+        return super().seek(offset, whence)
+
+
+def test_a_rereadable_multipart_upload_goes_straight_to_its_key_with_its_checksum(
     s3: S3Storage, requests_log: RequestLog, s3_server: SeaweedS3, s3_bucket: str
 ) -> None:
-    data = os.urandom(12 * MiB + 123)  # parts of 5, 5 and 2 MiB
+    data = os.urandom(12 * MiB + 123)  # parts of 5, 5 and 2 MiB, sent at once
     file_id = s3.create(io.BytesIO(data), "big.bin")
+
+    assert requests_log.operations == [
+        "CreateMultipartUpload",
+        "UploadPart",
+        "UploadPart",
+        "UploadPart",
+        "CompleteMultipartUpload",
+    ]
+    with s3.get(file_id) as stored:
+        assert stored.checksum == sha256(data)
+        assert stored.filename == "big.bin"
+        assert stored.read() == data
+    assert keys_under(s3_server, s3_bucket, s3.prefix) == {s3.key(file_id)}
+    assert uploads_under(s3_server, s3_bucket, s3.prefix) == []
+
+
+def test_content_changing_during_a_multipart_upload_stores_nothing(
+    s3: S3Storage, requests_log: RequestLog, s3_server: SeaweedS3, s3_bucket: str
+) -> None:
+    with pytest.raises(StorageError, match="changed while it was being uploaded"):
+        s3.create(ChangesOnceRead(os.urandom(11 * MiB)), "moving.bin")
+    assert "AbortMultipartUpload" in requests_log.operations
+    assert keys_under(s3_server, s3_bucket, s3.prefix) == set()
+    assert uploads_under(s3_server, s3_bucket, s3.prefix) == []
+
+
+def test_a_read_once_multipart_upload_copies_the_checksum_into_place(
+    s3: S3Storage, requests_log: RequestLog, s3_server: SeaweedS3, s3_bucket: str
+) -> None:
+    data = os.urandom(12 * MiB + 123)
+    file_id = s3.create(OnlyOnce(data), "big.bin")
 
     assert requests_log.operations == [
         "CreateMultipartUpload",
@@ -224,7 +282,7 @@ def test_objects_above_the_single_copy_limit_are_copied_in_parts(
     s3.max_single_copy = 6 * MiB  # stands for S3's 5 GiB
     s3.copy_part_size = 5 * MiB
     data = os.urandom(11 * MiB)
-    file_id = s3.create(data, "copied in parts.bin")
+    file_id = s3.create(OnlyOnce(data), "copied in parts.bin")
 
     assert requests_log.operations.count("UploadPartCopy") == 3
     assert "CopyObject" not in requests_log.operations
