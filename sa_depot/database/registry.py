@@ -27,8 +27,10 @@ SQL) are never released by the lifecycle: nothing proves that no other row uses 
 left to the collector, which reads the columns themselves, until an adoption
 (:func:`sa_depot.migrate.adopt_column`) registers them.
 
-Costs: a handful of statements per changed row, each a primary-key lookup of the paths and
-row involved, whatever the number of rows or files.
+Costs: a handful of statements per call, each a primary-key lookup of the paths and rows
+involved (``IN`` lists of at most :data:`BATCH_SIZE` keys), whatever the number of rows a call
+is given (:func:`register_new_rows`, :func:`detach_rows`: the rows of one flush or statement)
+or the size of the tables.
 """
 
 from __future__ import annotations
