@@ -32,10 +32,9 @@ from sa_depot.exceptions import UnsupportedContent
 from sa_depot.io.content_types import DEFAULT_CONTENT_TYPE as DEFAULT_CONTENT_TYPE
 from sa_depot.io.content_types import SNIFF_BYTES, guess_content_type
 from sa_depot.io.filenames import normalize_filename, unescape_form_filename
-from sa_depot.io.interfaces import StoredFile
 from sa_depot.io.keys import KeyTemplate
+from sa_depot.io.stored import StoredFile, utcnow
 from sa_depot.io.validation import Candidate, Validation
-from sa_depot.utils import utcnow_naive
 
 #: The filename of content stored without one (filedepot's ``'unnamed'``).
 DEFAULT_FILENAME = "unnamed"
@@ -391,7 +390,7 @@ def fileinfo(
 
 def timestamp() -> str:
     """The current UTC time in filedepot's format, ``'%Y-%m-%d %H:%M:%S'``."""
-    return utcnow_naive().strftime("%Y-%m-%d %H:%M:%S")
+    return utcnow().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _can_seek(stream: Any) -> bool:

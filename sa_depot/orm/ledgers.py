@@ -194,10 +194,7 @@ def register_rows(
         registry.register_new_rows(connection, fresh)
     for ref, paths in known:
         registry.attach(connection, ref, paths)
-    for (
-        ref,
-        items,
-    ) in queued:  # in this transaction: the promotion commits, or rolls back, with the row
+    for ref, items in queued:  # in this transaction: it commits, or rolls back, with the row
         promotions.enqueue(connection, ref, items)
 
 

@@ -28,7 +28,7 @@ from anyascii import anyascii
 from werkzeug.http import dump_options_header, parse_options_header, quote_header_value
 
 from sa_depot.io.filenames import normalize_filename
-from sa_depot.io.interfaces import ResponseOverrides
+from sa_depot.io.stored import ResponseOverrides
 
 #: A sandboxed, resource-less document: no script, no plugins, no same-origin access.
 SANDBOX_CSP = "sandbox; default-src 'none'"
