@@ -27,8 +27,10 @@ SQL) are never released by the lifecycle: nothing proves that no other row uses 
 left to the collector, which reads the columns themselves, until an adoption
 (:func:`sa_depot.migrate.adopt_column`) registers them.
 
-Costs: a handful of statements per changed row, each a primary-key lookup of the paths and
-row involved, whatever the number of rows or files.
+Costs: a handful of statements per call, each a primary-key lookup of the paths and rows
+involved (``IN`` lists of at most :data:`BATCH_SIZE` keys), whatever the number of rows a call
+is given (:func:`register_new_rows`, :func:`detach_rows`: the rows of one flush or statement)
+or the size of the tables.
 """
 
 from __future__ import annotations
@@ -196,41 +198,67 @@ def detach(connection: sa.Connection, ref: RowRef, paths: Iterable[str]) -> Rele
     The column's attachment of unknown rows (:data:`UNKNOWN_ROW`) stands for this row when
     none carries its key.
     """
+    return detach_rows(connection, [(ref, paths)])
+
+
+def detach_rows(connection: sa.Connection, rows: Iterable[tuple[RowRef, Iterable[str]]]) -> Release:
+    """:func:`detach` for several rows at once (the rows one flush or statement deletes or
+    changes), as if they let go of their files one after the other: the file rows of every
+    path are locked by one locking read (in path order), their attachments by another, and
+    each kind of change is one statement for all the rows (per :data:`BATCH_SIZE` keys).
+    """
     release = Release()
-    wanted = canonical(paths)
-    if not wanted:
+    wanted = [(ref, canonical(paths)) for ref, paths in rows]
+    every = sorted({path for _, paths in wanted for path in paths})
+    if not every:
         return release
-    counts = lock_files(connection, wanted)
-    release.unregistered = [p for p in wanted if p not in counts]
-    known = [p for p in wanted if p in counts]
-    if not known:
+    counts = lock_files(connection, every)
+    release.unregistered = [p for p in every if p not in counts]
+    mine: dict[str, str] = {}  # attachment key -> path
+    for ref, paths in wanted:
+        mine.update((ref.attachment_key(p), p) for p in paths if p in counts)
+    if not mine:
         return release
-    mine = {ref.attachment_key(p): p for p in known}
     found = _lock_attachments(connection, list(mine))
     let_go: dict[str, int] = {}
     delete = [key for key in mine if key in found]
     for key in delete:
-        let_go[mine[key]] = found[key]
-    missing = [mine[key] for key in mine if key not in found]
-    if missing and ref.key != UNKNOWN_ROW:  # a row written without its key, perhaps
-        stand_ins = {ref.unknown().attachment_key(p): p for p in missing}
+        let_go[mine[key]] = let_go.get(mine[key], 0) + found[key]
+    # A row written without its key, perhaps: the column's attachment of unknown rows stands
+    # for it, one use per row that finds no attachment of its own.
+    wanted_uses: dict[str, int] = {}  # stand-in key -> rows asking it for a use
+    stand_ins: dict[str, str] = {}  # stand-in key -> path
+    for ref, paths in wanted:
+        if ref.key == UNKNOWN_ROW:
+            continue
+        for path in paths:
+            if path in counts and ref.attachment_key(path) not in found:
+                key = ref.unknown().attachment_key(path)
+                stand_ins[key] = path
+                wanted_uses[key] = wanted_uses.get(key, 0) + 1
+    if stand_ins:
+        fewer: dict[str, int] = {}
         for key, uses in _lock_attachments(connection, list(stand_ins)).items():
-            let_go[stand_ins[key]] = 1
-            if uses > 1:
-                connection.execute(
-                    attachments.update()
-                    .where(attachments.c.key == key)
-                    .values(uses=attachments.c.uses - 1)
-                )
+            taken = min(uses, wanted_uses[key])
+            let_go[stand_ins[key]] = let_go.get(stand_ins[key], 0) + taken
+            if uses > taken:
+                fewer[key] = uses - taken
             else:
                 delete.append(key)
-    for batch in _batches(delete):
+        if fewer:
+            connection.execute(
+                attachments.update()
+                .where(attachments.c.key == sa.bindparam("k"))
+                .values(uses=sa.bindparam("u")),
+                [{"k": key, "u": uses} for key, uses in fewer.items()],
+            )
+    for batch in _batches(sorted(delete)):
         connection.execute(attachments.delete().where(attachments.c.key.in_(batch)))
     remaining = {path: counts[path] - uses for path, uses in let_go.items()}
     release.released = sorted(path for path, refs in remaining.items() if refs <= 0)
     for batch in _batches(release.released):
         connection.execute(files.delete().where(files.c.path.in_(batch)))
-    _set_uses(connection, {p: refs for p, refs in remaining.items() if refs > 0})
+    _set_uses(connection, {p: refs for p, refs in sorted(remaining.items()) if refs > 0})
     return release
 
 
@@ -364,6 +392,7 @@ __all__ = [
     "attach",
     "canonical",
     "detach",
+    "detach_rows",
     "forget",
     "journaled",
     "lock_files",

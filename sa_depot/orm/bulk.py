@@ -175,10 +175,15 @@ def _register_new(
     of them first, so that a file moving from one row to another is never let go of)."""
     connection = _connection(orm_state)
     written = _values_per_row(orm_state, mapper, fields, affected)
-    for primary_key, old_values, row in zip(affected.keys, affected.values, written, strict=True):
-        for key, old in zip(keys, old_values, strict=True):
-            if key in row:
-                ledgers.register(connection, row_ref(mapper, key, primary_key), row[key], old)
+    rows = [
+        (row_ref(mapper, key, primary_key), row[key], old)
+        for primary_key, old_values, row in zip(
+            affected.keys, affected.values, written, strict=True
+        )
+        for key, old in zip(keys, old_values, strict=True)
+        if key in row
+    ]
+    ledgers.register_rows(connection, rows)
 
 
 def _release_old(
@@ -201,11 +206,15 @@ def _release_old(
         if deleted
         else _values_per_row(orm_state, mapper, fields, affected)
     )
-    for primary_key, old_values, row in zip(affected.keys, affected.values, written, strict=True):
-        for key, old in zip(keys, old_values, strict=True):
-            if key in row:
-                ref = row_ref(mapper, key, primary_key)
-                ledgers.release(session, transaction, connection, ref, old, kept=row[key])
+    rows = [
+        (row_ref(mapper, key, primary_key), old, row[key])
+        for primary_key, old_values, row in zip(
+            affected.keys, affected.values, written, strict=True
+        )
+        for key, old in zip(keys, old_values, strict=True)
+        if key in row
+    ]
+    ledgers.release_rows(session, transaction, connection, rows)
 
 
 def _values_per_row(

@@ -67,6 +67,18 @@ class Removal(NamedTuple):
     verify: bool = False
 
 
+class RowChange(NamedTuple):
+    """A row a flush changes or deletes, whose files are registered and released once the
+    flush has written every row (:func:`apply_changes`)."""
+
+    connection: sa.Connection
+    ref: registry.RowRef
+    #: What the row held (read under its lock).
+    old: Any
+    #: What it holds now (``None`` for a deleted row).
+    new: Any
+
+
 @dataclass(eq=False)
 class Ledger:
     """What one boundary transaction did to files (see the module docs)."""
@@ -75,6 +87,8 @@ class Ledger:
     removals: list[Removal] = field(default_factory=list)
     removal_paths: set[str] = field(default_factory=set)
     connections: set[sa.Connection] = field(default_factory=set)
+    #: Rows of the flush under way, waiting for :func:`apply_changes`.
+    changes: list[RowChange] = field(default_factory=list)
     committed: bool = False
 
     def absorb(self, child: Ledger) -> None:
@@ -196,23 +210,45 @@ def release(
     ``kept``: the files of ``value`` that ``kept`` does not own are let go of. Those nobody
     else uses are journaled and removed once the transaction commits; files the registry
     does not know are checked in the columns after the commit."""
+    release_rows(session, transaction, connection, [(ref, value, kept)])
+
+
+def release_rows(
+    session: Session,
+    transaction: SessionTransaction,
+    connection: sa.Connection,
+    rows: Sequence[tuple[registry.RowRef, Any, Any]],
+) -> None:
+    """:func:`release` for several ``(ref, value, kept)`` rows (the rows of one flush or
+    statement): one statement of each kind for all of them
+    (:func:`~sa_depot.database.registry.detach_rows`, one journal ``INSERT``)."""
     found = ledger(session, transaction)
     found.connections.add(connection)
-    staying = set(paths_held(kept))
-    paths = [p for p in paths_held(value) if p not in staying]
-    if not paths:
+    letting_go: list[tuple[registry.RowRef, list[str]]] = []
+    queued: list[str] = []
+    for ref, value, kept in rows:
+        staying = set(paths_held(kept))
+        paths = [p for p in paths_held(value) if p not in staying]
+        if not paths:
+            continue
+        letting_go.append((ref, paths))
+        queued.extend(
+            u.path for u in uploaded_files_in(value) if promotion_target(u) and u.path in paths
+        )
+    if not letting_go:
         return
     ensure_schema(connection)
-    queued = [u.path for u in uploaded_files_in(value) if promotion_target(u) and u.path in paths]
     if queued:  # let go of before its promotion: nothing left to promote
         promotions.cancel(connection, queued)
-    outcome = registry.detach(connection, ref, paths)
+    outcome = registry.detach_rows(connection, letting_go)
     if outcome.unregistered:
         _log.debug(
-            "%s.%s let go of %d file(s) the registry does not know (rows not adopted): the "
-            "file columns are checked after the commit; sa-depot adopt makes that a lookup",
-            ref.table,
-            ref.column,
+            "%s.%s (and %d more row(s)) let go of %d file(s) the registry does not know (rows "
+            "not adopted): the file columns are checked after the commit; sa-depot adopt "
+            "makes that a lookup",
+            letting_go[0][0].table,
+            letting_go[0][0].column,
+            len(letting_go) - 1,
             len(outcome.unregistered),
         )
     to_verify = set(outcome.unregistered)
@@ -225,6 +261,40 @@ def release(
         Removal(p, connection.engine, settings.journal, p in to_verify) for p in fresh
     )
     found.removal_paths.update(fresh)
+
+
+def defer_change(
+    session: Session,
+    transaction: SessionTransaction,
+    connection: sa.Connection,
+    ref: registry.RowRef,
+    old: Any,
+    new: Any,
+) -> None:
+    """The row ``ref``, locked by this flush, is about to hold ``new`` where it held ``old``
+    (``None`` for a deleted row): what :func:`register` and :func:`release` do for it waits
+    in the ledger until :func:`apply_changes`, which does it for every row of the flush at
+    once."""
+    found = ledger(session, transaction)
+    found.connections.add(connection)
+    found.changes.append(RowChange(connection, ref, old, new))
+
+
+def apply_changes(session: Session, transaction: SessionTransaction) -> None:
+    """Register and release the files of the rows :func:`defer_change` recorded in the
+    ledger of ``transaction`` (a flush has written them): the new files of every row first,
+    so that a file passing from one row to another is never let go of, then the old ones.
+    A constant number of statements per connection, whatever the number of rows."""
+    found = _ledgers(session).get(transaction)
+    if found is None or not found.changes:
+        return
+    changes, found.changes = found.changes, []
+    by_connection: dict[sa.Connection, list[RowChange]] = {}
+    for change in changes:
+        by_connection.setdefault(change.connection, []).append(change)
+    for connection, rows in by_connection.items():
+        register_rows(connection, [(c.ref, c.new, c.old) for c in rows])
+        release_rows(session, transaction, connection, [(c.ref, c.old, c.new) for c in rows])
 
 
 # == the end of a transaction ====================================================================
@@ -352,14 +422,18 @@ def _referenced_in(
 __all__ = [
     "Ledger",
     "Removal",
+    "RowChange",
+    "apply_changes",
     "boundary_of",
     "current_boundary",
+    "defer_change",
     "ledger",
     "losing",
     "mark_committed",
     "register",
     "register_rows",
     "release",
+    "release_rows",
     "still_referenced",
     "transaction_ended",
 ]

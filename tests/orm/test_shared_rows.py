@@ -319,3 +319,63 @@ def test_filedepot_rows_sharing_a_varchar_descriptor(
     delete("b")
     assert depot.stored() == set()
     assert journal_paths(engine) == []
+
+
+def insert_four_sharing(engine: sa.Engine, models: Models, descriptor: dict[str, Any]) -> None:
+    """Documents ``a``, ``b``, ``c`` and ``d`` holding one descriptor: the first three by one
+    Core insert (no keys known: the registry counts them together), ``d`` by one of its own."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(models.Document.__table__),
+            [{"name": name, "content": descriptor} for name in "abc"],
+        )
+        conn.execute(sa.insert(models.Document.__table__).values(name="d", content=descriptor))
+
+
+def change_in_one_flush(engine: sa.Engine, models: Models, changes: dict[str, str]) -> None:
+    """Each row of ``changes`` (name -> change) changed, then written by one flush."""
+    with Session(engine) as session:
+        Document = models.Document
+        rows = session.scalars(sa.select(Document).where(Document.name.in_(changes))).all()
+        assert len(rows) == len(changes)
+        for row in rows:  # loaded first: a query would flush the changes made before it
+            name, change = row.name, changes[row.name]
+            if change == "delete":
+                session.delete(row)
+            else:
+                row.content = None if change == "clear" else f"new {name}".encode()
+        session.commit()
+
+
+@pytest.mark.parametrize("written_by", ["core", "filedepot_text_adopted"])
+@pytest.mark.parametrize(
+    ("first", "second"), [("delete", "delete"), ("replace", "delete"), ("clear", "replace")]
+)
+def test_rows_sharing_a_file_changed_by_one_flush(
+    engine: sa.Engine, models: Models, depot: Depot, written_by: str, first: str, second: str
+) -> None:
+    """One flush letting go of several uses of a file counts every one of them: two of four
+    rows keep it, the flush changing the last two removes it."""
+    descriptor = filedepot_descriptor(depot, b"shared bytes")
+    shared = descriptor["path"]
+    if written_by == "core":
+        insert_four_sharing(engine, models, dict(UploadedFile(descriptor)))
+    else:
+        insert_four_sharing(engine, models, descriptor)
+        with engine.begin() as conn:  # forget what the Core inserts registered
+            for table in ("sa_depot_attachments", "sa_depot_files"):
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+        [report] = adopt_files(engine, models.Document.__table__)
+        assert report.rows_adopted == 4 and not report.issues
+
+    change_in_one_flush(engine, models, {"a": first, "b": second})
+    assert shared in depot.stored()
+    with Session(engine) as session:
+        for name in "cd":
+            assert depot.read(by_name(session, models, name).content) == b"shared bytes"
+    assert journal_paths(engine) == []
+
+    change_in_one_flush(engine, models, {"c": first, "d": second})
+    assert shared not in depot.stored()
+    assert depot.stored() == other_files(engine, models, shared)
+    assert journal_paths(engine) == []

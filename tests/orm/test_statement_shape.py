@@ -422,3 +422,46 @@ def test_postgresql_plans_use_indexes(
         conn.rollback()
     # the row loaded, changed, and the registry rows locked and changed, at the least
     assert explained >= 2 * 4
+
+
+# == one flush, many rows ======================================================================
+def change_in_one_flush(engine: sa.Engine, tables: Tables, keys: list[int], how: str) -> None:
+    """Delete, or replace the file of, the rows of ``keys``, all written by one flush."""
+    Document = tables.Document
+    with Session(engine) as session:
+        for row in session.scalars(sa.select(Document).where(Document.id.in_(keys))).all():
+            if how == "delete":
+                session.delete(row)
+            else:
+                row.content = b"its new file"
+        session.commit()
+
+
+def own_statements(statements: list[Statement]) -> list[tuple[str, str, bool]]:
+    """``(kind, table, executemany)`` of each statement on sa_depot's own tables (the text
+    of an ``IN`` list grows with its values)."""
+    own = {t.name for t in schema.metadata.sorted_tables}
+    return [
+        (s.kind, next(iter(s.tables)), s.executemany)
+        for s in statements
+        if len(s.tables) == 1 and s.tables <= own
+    ]
+
+
+@pytest.mark.parametrize("how", ["delete", "replace"])
+def test_one_flush_pays_the_same_registry_statements_for_2_rows_or_20(
+    engine: sa.Engine, tables: Tables, recorder: Recorder, how: str
+) -> None:
+    """The registry work of the rows a flush deletes or replaces is done together: as many
+    statements on sa_depot's tables (the same ones) for 20 rows as for 2."""
+    recorded = {}
+    for rows in (2, 2, 20):  # a first run fills the caches (provisioning, compiled statements)
+        keys = [new_document(engine, tables) for _ in range(rows)]
+        action = functools.partial(change_in_one_flush, engine, tables, keys, how)
+        recorded[rows] = own_statements(recorder.record(action))
+    assert recorded[2] == recorded[20], (recorded[2], recorded[20])
+    assert ("INSERT", schema.pending_removals.name, True) in recorded[20]
+    assert len(recorded[20]) <= 8, recorded[20]  # 10 per row before they were done together
+    with engine.connect() as conn:
+        left = conn.execute(sa.select(sa.func.count()).select_from(schema.files)).scalar()
+    assert left == (0 if how == "delete" else 2 + 2 + 20)
