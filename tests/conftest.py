@@ -14,6 +14,8 @@ import pytest
 
 from sa_depot.manager import DepotManager
 from tests.azureserver import azure_container, azure_server, azurite_factory  # noqa: F401
+from tests.browser import find_chromium
+from tests.cli.chromium import Browser
 from tests.databases import ServerUnavailable, in_ci, scratch_database
 from tests.gcsserver import gcs_bucket, gcs_factory, gcs_server, gcs_token_server  # noqa: F401
 from tests.s3server import s3_bucket, s3_server, seaweed_factory  # noqa: F401
@@ -63,3 +65,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(
         request.getfixturevalue("pg_url" if request.param == "postgresql" else "mariadb_url")
     )
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    """Headless Chromium, for the browser tests (a failure in CI when it is not installed)."""
+    executable = find_chromium()
+    if executable is None:
+        message = "chromium is not installed (apt-get install chromium)"
+        if in_ci():
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(message)
+    running = Browser(executable, tmp_path / "chromium-profile")
+    try:
+        yield running
+    finally:
+        running.close()

@@ -199,10 +199,9 @@ class DirectUploads:
         :raises UploadRefused: ``'unsupported'``: the field's storage offers no presigned
             uploads, or the field has filters (they need the content).
         """
-        target = self._field(attribute, size)
-        declared, content_type = content_type, _wire_type(content_type, filename)
-        file_id = _new_file_id()
-        expires = self._expiry()
+        target, declared, content_type, file_id, expires = self._begin(
+            attribute, size, filename, content_type
+        )
         lifetime = self._url_lifetime(expires)
         storage = target.storage
         if isinstance(storage, GCSStorage):
@@ -226,10 +225,9 @@ class DirectUploads:
         """A slot for one browser form POST (up to 5 GiB), whose policy bounds the size
         (``size`` exactly when declared, else the field's :class:`~sa_depot.io.validation.
         MaxSize`) and fixes the content type. Parameters as :meth:`presigned_put`."""
-        target = self._field(attribute, size)
-        declared, content_type = content_type, _wire_type(content_type, filename)
-        file_id = _new_file_id()
-        expires = self._expiry()
+        target, declared, content_type, file_id, expires = self._begin(
+            attribute, size, filename, content_type
+        )
         if size is not None:
             low, high = size, size
         else:
@@ -254,10 +252,9 @@ class DirectUploads:
         ``{uploadId, key}``; then :meth:`sign_part`, :meth:`list_parts`,
         :meth:`complete_multipart` or :meth:`abort_multipart`, each given the token (Uppy's
         ``key``) and the upload id. Parameters as :meth:`presigned_put`."""
-        target = self._field(attribute, size)
-        declared, content_type = content_type, _wire_type(content_type, filename)
-        file_id = _new_file_id()
-        expires = self._expiry()
+        target, declared, content_type, file_id, expires = self._begin(
+            attribute, size, filename, content_type
+        )
         upload_id = s3.create_multipart(self._s3(target), file_id, filename, content_type)
         token = self._token(target, file_id, expires, filename, declared, size, checksum, upload_id)
         return UploadSlot(token, "multipart", upload_id=upload_id, expires=expires)
@@ -293,6 +290,24 @@ class DirectUploads:
         s3.abort_multipart(storage, upload.file_id, upload_id)
 
     # -- helpers -----------------------------------------------------------------------------
+    def _begin(
+        self,
+        attribute: InstrumentedAttribute[Any],
+        size: int | None,
+        filename: str | None,
+        content_type: str | None,
+    ) -> tuple[_Field, str | None, str, str, int]:
+        """What every slot starts with: the field, the declared and the sent content type, a
+        fresh file id and the expiry (POSIX seconds)."""
+        target = self._field(attribute, size)
+        return (
+            target,
+            content_type,
+            _wire_type(content_type, filename),
+            _new_file_id(),
+            self._expiry(),
+        )
+
     def _field(self, attribute: InstrumentedAttribute[Any], size: int | None) -> _Field:
         if not isinstance(attribute, InstrumentedAttribute):
             raise UploadRefused(

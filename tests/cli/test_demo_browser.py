@@ -19,30 +19,13 @@ import pytest
 from PIL import Image
 
 from sa_depot.io.local import LocalFileStorage
-from tests.browser import find_chromium
 from tests.cli.chromium import Browser, Page
 from tests.cli.servers import RunningServer, cli_server
-from tests.databases import in_ci
 
 pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False}
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    executable = find_chromium()
-    if executable is None:
-        message = "chromium is not installed (apt-get install chromium)"
-        if in_ci():
-            pytest.fail(f"CI=true and {message}")
-        pytest.skip(message)
-    running = Browser(executable, tmp_path / "chromium-profile")
-    try:
-        yield running
-    finally:
-        running.close()
 
 
 def start_demo(tmp_path: Path, *options: str) -> Iterator[RunningServer]:

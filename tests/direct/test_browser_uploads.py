@@ -22,9 +22,7 @@ from sa_depot.collector import collect
 from sa_depot.fields.sqlalchemy import UploadedFileField
 from sa_depot.io.boto3 import S3Storage
 from sa_depot.manager import DepotManager
-from tests.browser import find_chromium
 from tests.cli.chromium import Browser, Page
-from tests.databases import in_ci
 from tests.direct.conftest import configure_s3, keys_under, multipart_uploads
 from tests.examples.helpers import random_bytes
 from tests.s3.conftest import MiB, remove_prefix
@@ -82,21 +80,6 @@ def app(s3_server: SeaweedS3, cors_bucket: str, tmp_path: Path) -> Iterator[App]
         finally:
             engine.dispose()
             remove_prefix(s3_server, cors_bucket, prefix)
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    executable = find_chromium()
-    if executable is None:
-        message = "chromium is not installed (apt-get install chromium)"
-        if in_ci():
-            pytest.fail(f"CI=true and {message}")
-        pytest.skip(message)
-    running = Browser(executable, tmp_path / "chromium-profile")
-    try:
-        yield running
-    finally:
-        running.close()
 
 
 #: Records every value the page gives its progress bar.

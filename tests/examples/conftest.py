@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import find_chromium
-from tests.cli.chromium import Browser
 from tests.databases import ServerUnavailable, in_ci, scratch_database
 from tests.webservers import ServerProcess, server_process
 
@@ -54,18 +52,3 @@ def fastapi_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exampl
         argv = ["uvicorn", "examples.fastapi_app:app", "--port", "{port}"]
         with server_process(argv, folder / "uvicorn.log", env=env) as server:
             yield Example(server, folder / "files", url)
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    executable = find_chromium()
-    if executable is None:
-        message = "chromium is not installed (apt-get install chromium)"
-        if in_ci():
-            pytest.fail(f"CI=true and {message}")
-        pytest.skip(message)
-    running = Browser(executable, tmp_path / "chromium-profile")
-    try:
-        yield running
-    finally:
-        running.close()
