@@ -10,7 +10,7 @@ redirects, X-Accel-Redirect). This module only speaks ASGI:
 * storage I/O never runs on the event loop: :meth:`FileServer.respond
   <sa_depot.serving.server.FileServer.respond>` (storage lookup, authorization hook, seeks)
   runs in a worker thread, and so does each read of the body, one chunk (``chunk_size``,
-  64 KiB by default) at a time. Worker threads come from AnyIO's pool, bounded by its default
+  256 KiB by default) at a time. Worker threads come from AnyIO's pool, bounded by its default
   limiter (40 threads), so any ASGI server works, asyncio or Trio;
 * the body is sent chunk by chunk, each ``send`` awaited before the next read: the server's
   flow control (uvicorn waits for its transport to drain) holds the reads back, so memory

@@ -10,6 +10,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from werkzeug.http import http_date, parse_date, quote_etag, unquote_etag
 from werkzeug.wrappers import Request
@@ -49,7 +50,13 @@ class Validators:
 
     @property
     def last_modified_header(self) -> str:
-        return http_date(self.last_modified)
+        return _http_date(self.last_modified)
+
+
+@lru_cache(maxsize=1024)
+def _http_date(moment: datetime) -> str:
+    """``http_date(moment)``, formatted once per distinct moment (a file keeps its own)."""
+    return http_date(moment)
 
 
 class Outcome(enum.Enum):
@@ -60,8 +67,20 @@ class Outcome(enum.Enum):
     PRECONDITION_FAILED = 412
 
 
+#: The WSGI keys of the request headers RFC 9110 section 13.2.2 evaluates.
+_PRECONDITION_KEYS = (
+    "HTTP_IF_MATCH",
+    "HTTP_IF_UNMODIFIED_SINCE",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_IF_MODIFIED_SINCE",
+)
+
+
 def evaluate_preconditions(request: Request, validators: Validators) -> Outcome:
     """RFC 9110 section 13.2.2, steps 1 to 4, for a GET or HEAD of an existing file."""
+    environ = request.environ
+    if not any(key in environ for key in _PRECONDITION_KEYS):
+        return Outcome.PROCEED  # most requests carry no precondition: nothing to parse
     if _precondition_fails(request, validators):
         return Outcome.PRECONDITION_FAILED
     if request.method in ("GET", "HEAD") and _not_modified(request, validators):

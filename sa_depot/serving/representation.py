@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
 from anyascii import anyascii
@@ -113,13 +114,17 @@ class Representation:
         )
 
 
+@lru_cache(maxsize=1024)
 def describe(
     filename: str | None,
     content_type: str | None,
     inline_types: frozenset[str] = DEFAULT_INLINE_TYPES,
 ) -> Representation:
     """The :class:`Representation` of a file named ``filename`` of type ``content_type``,
-    shown inline only if its type is in ``inline_types`` (a policy's allow-list)."""
+    shown inline only if its type is in ``inline_types`` (a policy's allow-list).
+
+    Decided once per distinct ``(filename, content_type, inline_types)`` (a cache of the last
+    1,024): a file is usually downloaded many times, and the decision is pure."""
     safe_type = safe_content_type(content_type)
     inline = is_inline(safe_type, inline_types)
     return Representation(safe_type, content_disposition(filename, inline), inline)

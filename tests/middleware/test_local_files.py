@@ -68,6 +68,57 @@ def test_the_file_wrapper_can_be_turned_off(
     assert not isinstance(served.slot.returned[-1], ReadOnlyFileBasedBuffer)
 
 
+class _Wrapper:
+    """A ``wsgi.file_wrapper`` as PEP 3333 describes it: reads blocks, closes the file."""
+
+    def __init__(self, filelike: Any, block_size: int = 8192) -> None:
+        self.filelike, self.block_size = filelike, block_size
+
+    def __iter__(self) -> Any:
+        return iter(lambda: self.filelike.read(self.block_size), b"")
+
+    def close(self) -> None:
+        self.filelike.close()
+
+
+def _recording_wrapper(wrapped: list[Any]) -> Callable[..., Any]:
+    def file_wrapper(filelike: Any, block_size: int = 8192) -> Any:
+        wrapped.append(filelike)
+        return _Wrapper(filelike, block_size)
+
+    return file_wrapper
+
+
+def test_the_file_wrapper_gets_no_descriptor_so_servers_read_in_chunks(
+    local: FileStorage, file_id: str
+) -> None:
+    # gunicorn calls sendfile() on anything with a fileno(): slower than reading in chunks
+    # behind a reverse proxy on loopback (see _WithoutDescriptor)
+    wrapped: list[Any] = []
+    client = Client(DepotMiddleware())
+    response = client.get(
+        f"/depot/disk/{file_id}",
+        environ_overrides={"wsgi.file_wrapper": _recording_wrapper(wrapped)},
+    )
+    assert response.data == DATA
+    assert len(wrapped) == 1
+    assert not hasattr(wrapped[0], "fileno")
+    response.close()
+    assert wrapped[0].closed
+
+
+def test_a_file_of_one_chunk_is_read_by_the_middleware(local: FileStorage) -> None:
+    small = local.create(b"a small file", filename="small.txt")
+    wrapped: list[Any] = []
+    client = Client(DepotMiddleware())
+    response = client.get(
+        f"/depot/disk/{small}", environ_overrides={"wsgi.file_wrapper": _recording_wrapper(wrapped)}
+    )
+    assert response.data == b"a small file"
+    assert response.headers["Content-Length"] == "12"
+    assert wrapped == []
+
+
 def test_memory_files_never_reach_the_file_wrapper(memory: FileStorage) -> None:
     file_id = memory.create(b"in memory")
     wrapped: list[Any] = []
