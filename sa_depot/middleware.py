@@ -22,7 +22,7 @@ from sa_depot.exceptions import ConfigurationError
 from sa_depot.io.interfaces import StoredFile
 from sa_depot.serving.policy import ServingPolicy
 from sa_depot.serving.representation import DEFAULT_INLINE_TYPES, describe
-from sa_depot.serving.responder import Responder, plain_response, with_reason_phrase
+from sa_depot.serving.responder import Responder, plain_response, wsgi_reply
 from sa_depot.serving.server import (
     ALLOWED_METHODS,
     DEFAULT_CACHE_MAX_AGE,
@@ -117,9 +117,9 @@ class DepotMiddleware(ServerFront):
             if subpath is None:
                 if self.app is not None:
                     return self.app(environ, start_response)
-                return with_reason_phrase(plain_response(404, "Not Found"))(environ, start_response)
+                return wsgi_reply(plain_response(404, "Not Found"), environ, start_response)
             response = self.server.respond(request, subpath)
-            return with_reason_phrase(response)(environ, start_response)
+            return wsgi_reply(response, environ, start_response)
 
 
 class FileServeApp:
@@ -192,7 +192,7 @@ class FileServeApp:
             response = self._responder.respond(
                 request, self.file, self.policy, cache_control, representation
             )
-        return with_reason_phrase(response)(environ, start_response)
+        return wsgi_reply(response, environ, start_response)
 
     def __repr__(self) -> str:
         return f"<FileServeApp {self.file!r}>"
