@@ -18,7 +18,7 @@ from typing import Any
 from benchmarks.common import REPO, WORK, Limit, Samples, SectionResult, Target, fresh_dir
 from benchmarks.orm_worker import BATCH, ROWS, SCENARIO_ROWS
 
-LIBRARIES = ["sa_depot", "filedepot", "sqlalchemy-file"]
+LIBRARIES = ["sa_depot", "filedepot", "sqlalchemy-file", "filedepot-locked-read"]
 #: sa_depot's default durability, measured in the first repetition only (for information:
 #: its fsync cost is measured in the storage section; this keeps the run short).
 ONCE: list[str] = []  # e.g. ["sa_depot-fsync"]: 45 s more per database on this machine
@@ -158,6 +158,17 @@ def run(repetitions: int) -> list[SectionResult]:
             ("sa_depot", "sqlalchemy-file", "delete rows/s"),
         ]:
             targets.append(Target(section, metric.split()[0], case, baseline, metric, 0.0))
+        for metric in ("replace rows/s", "delete rows/s"):
+            targets.append(
+                Target(
+                    section,
+                    f"ceiling of {metric.split()[0]} with the locked read alone",
+                    "filedepot-locked-read",
+                    "filedepot",
+                    metric,
+                    0.0,
+                )
+            )
         limits = [
             Limit(
                 section,
@@ -207,6 +218,11 @@ def run(repetitions: int) -> list[SectionResult]:
                     f"rows; rollback, exception and bulk delete use {SCENARIO_ROWS} rows each.",
                     "PostgreSQL runs in a database of the benchmark's own (sa_depot_bench), "
                     "synchronous_commit on.",
+                    "filedepot-locked-read = filedepot plus one SELECT of the row's file column "
+                    "FOR UPDATE before each UPDATE or DELETE (SQLite has no row locks: a plain "
+                    "SELECT), the read that makes the last writer let go of the file the row "
+                    "holds now (tests/crash/test_stale_values.py) and nothing else of sa_depot: "
+                    "the ceiling of replace and delete for any design that keeps it.",
                 ],
             )
         )

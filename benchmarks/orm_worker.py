@@ -8,8 +8,13 @@ The parent sends commands on stdin (``insert <first row>``, ``replace <first row
 and a burst of load on the shared machine hits them all alike. Each answer is one JSON line.
 
 Libraries: ``sa_depot`` (fsync off, filedepot's durability), ``sa_depot-fsync``, ``filedepot``,
-``sqlalchemy-file``. Each runs in its own process because filedepot and sqlalchemy-file install
-global Session listeners when imported, which would slow every other library's sessions.
+``sqlalchemy-file``, and ``filedepot-locked-read``: filedepot plus the one statement per changed
+row that any design keeping sa_depot's stale-value guarantee needs (a ``SELECT`` of the row's
+file column ``FOR UPDATE`` before its ``UPDATE`` or ``DELETE``: the file to let go of is the one
+the row holds now, not the one the session loaded; tests/crash/test_stale_values.py), and
+nothing else of sa_depot: the ceiling of any such design against filedepot. Each runs in its
+own process because filedepot and sqlalchemy-file install global Session listeners when
+imported, which would slow every other library's sessions.
 
 Scenarios, each committed and then checked by comparing the storage's contents with the
 committed rows (an *orphan* is a stored file no committed row references, a *missing* file is
@@ -106,12 +111,25 @@ def setup_sqlalchemy_file(directory: str) -> Library:
     )
 
 
+def lock_current_value(model: Any) -> None:
+    """Before each UPDATE or DELETE of ``model``'s rows, read the row's file column under a
+    row lock (``filedepot-locked-read``)."""
+    table = model.__table__
+
+    def locked_read(mapper: Any, connection: sa.Connection, target: Any) -> None:
+        query = sa.select(table.c.content).where(table.c.id == target.id).with_for_update()
+        connection.execute(query).scalar()
+
+    sa.event.listen(model, "before_update", locked_read)
+    sa.event.listen(model, "before_delete", locked_read)
+
+
 def make_library(name: str, directory: str) -> Library:
     if name == "sa_depot":
         return setup_sa_depot(directory, fsync=False)
     if name == "sa_depot-fsync":
         return setup_sa_depot(directory, fsync=True)
-    if name == "filedepot":
+    if name in ("filedepot", "filedepot-locked-read"):
         return setup_filedepot(directory)
     if name == "sqlalchemy-file":
         return setup_sqlalchemy_file(directory)
@@ -236,6 +254,8 @@ def main() -> None:
     name, url, directory, table = sys.argv[1:5]
     library = make_library(name, directory)
     model = make_model(table, library)
+    if name == "filedepot-locked-read":
+        lock_current_value(model)
     engine = sa.create_engine(url)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
