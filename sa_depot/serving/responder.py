@@ -170,18 +170,18 @@ class Responder:
         fields.extend(representation.headers)
         can_range = length is not None and stored.seekable()
         fields.append(("Accept-Ranges", "bytes" if can_range else "none"))
-        headers = Headers(fields)
+        # the fields stay a list until the response is made: Headers checks every value as
+        # it is added, once is enough
 
         handoff = _front_server_handoff(stored, policy)
         if handoff is not None:
             # the front server reads the file and answers Range itself; we send no body
             stored.close()
-            headers[handoff[0]] = handoff[1]
-            headers["Content-Length"] = "0"
-            return _headers_only(200, headers)
+            fields += [handoff, ("Content-Length", "0")]
+            return _headers_only(200, Headers(fields))
 
         if length is None or not can_range:
-            return self._whole(request, stored, headers, length)
+            return self._whole(request, stored, fields, length)
 
         selected: list[ByteRange] | None = None
         if (
@@ -200,27 +200,32 @@ class Responder:
                     [("Content-Range", exc.content_range)],
                 )
         if selected is None:
-            return self._whole(request, stored, headers, length)
+            return self._whole(request, stored, fields, length)
         if len(selected) == 1:
-            headers["Content-Range"] = selected[0].content_range
-            return self._body(request, stored, headers, 206, [selected[0]])
+            fields.append(("Content-Range", selected[0].content_range))
+            return self._body(request, stored, fields, 206, [selected[0]])
         boundary, pieces = multipart_byteranges(selected, representation.content_type)
         if StoredFileBody(stored, pieces, self.chunk_size).length >= length:
             # the parts would weigh more than the file: the whole file is the cheaper answer
-            return self._whole(request, stored, headers, length)
-        headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
-        return self._body(request, stored, headers, 206, pieces)
+            return self._whole(request, stored, fields, length)
+        multipart = ("Content-Type", f"multipart/byteranges; boundary={boundary}")
+        fields = [multipart if name == "Content-Type" else (name, v) for name, v in fields]
+        return self._body(request, stored, fields, 206, pieces)
 
     def _whole(
-        self, request: Request, stored: StoredFile, headers: Headers, length: int | None
+        self,
+        request: Request,
+        stored: StoredFile,
+        fields: list[tuple[str, str]],
+        length: int | None,
     ) -> Response:
         if length is None:
             # neither recorded nor measurable: stream to the end without a Content-Length
             if request.method == "HEAD":
                 stored.close()
-                return _headers_only(200, headers)
+                return _headers_only(200, Headers(fields))
             body = StoredFileBody(stored, [], self.chunk_size, to_end=True)
-            return Response(body, status=200, headers=headers, direct_passthrough=True)
+            return Response(body, status=200, headers=Headers(fields), direct_passthrough=True)
         wrapper = request.environ.get("wsgi.file_wrapper")
         if (
             request.method == "GET"
@@ -229,25 +234,27 @@ class Responder:
             and length > self.chunk_size  # a file of one chunk: one read costs less
             and _has_descriptor(stored)
         ):
-            headers["Content-Length"] = str(length)
+            fields.append(("Content-Length", str(length)))
             app_iter = wrapper(_WithoutDescriptor(stored), self.chunk_size)
-            return FileResponse(app_iter, status=200, headers=headers, direct_passthrough=True)
-        return self._body(request, stored, headers, 200, [ByteRange(0, length, length)])
+            return FileResponse(
+                app_iter, status=200, headers=Headers(fields), direct_passthrough=True
+            )
+        return self._body(request, stored, fields, 200, [ByteRange(0, length, length)])
 
     def _body(
         self,
         request: Request,
         stored: StoredFile,
-        headers: Headers,
+        fields: list[tuple[str, str]],
         status: int,
         pieces: list[Piece],
     ) -> Response:
         body = StoredFileBody(stored, pieces, self.chunk_size)
-        headers["Content-Length"] = str(body.length)
+        fields.append(("Content-Length", str(body.length)))
         if request.method == "HEAD":
             stored.close()  # HEAD reads no content
-            return _headers_only(status, headers)
-        return FileResponse(body, status=status, headers=headers, direct_passthrough=True)
+            return _headers_only(status, Headers(fields))
+        return FileResponse(body, status=status, headers=Headers(fields), direct_passthrough=True)
 
 
 class FileResponse(Response):
