@@ -28,13 +28,14 @@ import hashlib
 import io
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
 
 from sa_depot.exceptions import FileNotFound, InvalidFileId
 from sa_depot.io.keys import MAX_KEY_BYTES, KeyTemplate, as_key_template, is_valid_key
+from sa_depot.io.ranges import RangeSource
 from sa_depot.io.stored import (
     DEFAULT_CHUNK_SIZE,
     FileInfo,
@@ -105,6 +106,33 @@ class IncomingContent:
             digest.update(chunk)
             length += len(chunk)
         return digest.hexdigest(), length
+
+    def random_access(self) -> RangeSource | None:
+        """The whole content as a :class:`~sa_depot.io.ranges.RangeSource`, readable at any
+        offset by several threads, when nothing has been read yet and its source allows it (a
+        file on disk, bytes, a spooled upload); ``None`` otherwise. Read it with
+        :meth:`read_through` first: the content is hashed then, as :meth:`read` would."""
+        get = getattr(self._stream, "random_access", None)
+        if self._done or self._length or get is None:
+            return None
+        source: RangeSource | None = get()
+        return source
+
+    def read_through(
+        self, source: RangeSource, observe: Callable[[bytes], object] | None = None
+    ) -> None:
+        """Read all of ``source`` (what :meth:`random_access` gave) in order, ``chunk_size``
+        bytes at a time, hashing and counting it as :meth:`read` would, so that :attr:`info`
+        is final afterwards; ``observe`` sees each chunk too. The source's length becomes what
+        was read (a file may have changed size since)."""
+        while data := source.read_at(self._length, self.chunk_size):
+            if observe is not None:
+                observe(data)
+            self._hash.update(data)
+            self._length += len(data)
+        source.length = self._length
+        source.consumed()
+        self._finish()
 
     @property
     def finished(self) -> bool:
