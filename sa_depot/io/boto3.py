@@ -54,7 +54,6 @@ import re
 import threading
 import uuid
 import zlib
-from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
@@ -439,17 +438,7 @@ class S3Storage(FileStorage):
         or the upload is aborted, leaving nothing visible."""
         info = content.info
         hasher = _PartHasher(self.multipart_chunksize)
-        with ThreadPoolExecutor(1, "sa-depot-s3-hash") as helper:
-            pending: deque[Future[None]] = deque()
-
-            def observe(chunk: bytes) -> None:
-                pending.append(helper.submit(hasher.update, chunk))
-                while len(pending) > 2:  # a few chunks ahead at most: memory stays flat
-                    pending.popleft().result()
-
-            content.read_through(source, observe)
-            while pending:
-                pending.popleft().result()
+        content.read_through(source, also=hasher.update)
         digests = hasher.finish()
         if len(digests) > MAX_PARTS:
             raise StorageError(
@@ -875,7 +864,7 @@ class _PartHasher:
         self._offset += self._filled
         self._new_part()
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             piece = view[: self._part_size - self._filled]

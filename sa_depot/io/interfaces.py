@@ -29,6 +29,7 @@ import io
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
@@ -119,17 +120,22 @@ class IncomingContent:
         return source
 
     def read_through(
-        self, source: RangeSource, observe: Callable[[bytes], object] | None = None
+        self, source: RangeSource, also: Callable[[memoryview], object] | None = None
     ) -> None:
         """Read all of ``source`` (what :meth:`random_access` gave) in order, ``chunk_size``
         bytes at a time, hashing and counting it as :meth:`read` would, so that :attr:`info`
-        is final afterwards; ``observe`` sees each chunk too. The source's length becomes what
-        was read (a file may have changed size since)."""
-        while data := source.read_at(self._length, self.chunk_size):
-            if observe is not None:
-                observe(data)
-            self._hash.update(data)
-            self._length += len(data)
+        is final afterwards. ``also`` sees each chunk too, in a thread of its own while this
+        one hashes it (two hashes of the same bytes take the time of one on two cores); the
+        chunk is valid only until ``also`` returns. The source's length becomes what was read
+        (a file may have changed size since)."""
+        buffer = bytearray(self.chunk_size)  # one chunk in memory, reused
+        with ThreadPoolExecutor(1, "sa-depot-hash") as helper:  # no thread until a submit
+            while chunk := source.chunk_at(self._length, buffer):
+                alongside = helper.submit(also, chunk) if also is not None else None
+                self._hash.update(chunk)
+                self._length += len(chunk)
+                if alongside is not None:
+                    alongside.result()  # before the buffer is filled again
         source.length = self._length
         source.consumed()
         self._finish()

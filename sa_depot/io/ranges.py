@@ -62,6 +62,22 @@ class RangeSource:
             data += more
         return data
 
+    def chunk_at(self, offset: int, buffer: bytearray) -> memoryview:
+        """Up to ``len(buffer)`` bytes at ``offset``, fewer only at the end: a slice of the
+        bytes in memory (no copy), or read from the file into ``buffer`` (no allocation).
+        Valid until the next call with the same buffer."""
+        if self._buffer is not None:
+            return self._buffer[self._start + offset : self._start + offset + len(buffer)]
+        assert self._fd is not None  # one of the two, by construction
+        view = memoryview(buffer)
+        filled = 0
+        while filled < len(buffer):  # a regular file answers short only at its end
+            read = os.preadv(self._fd, [view[filled:]], self._start + offset + filled)
+            if not read:
+                break
+            filled += read
+        return view[:filled]
+
     def consumed(self) -> None:
         """Leave the file object after the bytes read (:attr:`length`), as reading it would."""
         self._stream.seek(self._start + self.length)

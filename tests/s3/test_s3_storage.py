@@ -203,19 +203,22 @@ def change_file_before_first_part(
     s3: S3Storage, path: Any, *, drop_checksum: bool = False
 ) -> list[str]:
     """Flip a byte of ``path`` on disk just before the first UploadPart is signed (after the
-    content was hashed); with ``drop_checksum``, also send the parts without their CRC32, as
-    to a server that checks nothing. Returns the events seen."""
+    content was hashed), in the part that request sends; with ``drop_checksum``, also send the
+    parts without their CRC32, as to a server that checks nothing. Returns the events seen."""
     seen: list[str] = []
 
     def change(request: Any, **kwargs: Any) -> None:
         if drop_checksum:
             for name in [n for n in request.headers if n.lower() == "x-amz-checksum-crc32"]:
                 del request.headers[name]
-        if not seen:
+        if not seen:  # the first byte of the part about to be signed
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url).query)
+            offset = (int(query["partNumber"][0]) - 1) * s3.multipart_chunksize
             with open(path, "r+b") as file:
-                first = file.read(1)
-                file.seek(0)
-                file.write(bytes([first[0] ^ 0xFF]))
+                file.seek(offset)
+                byte = file.read(1)
+                file.seek(offset)
+                file.write(bytes([byte[0] ^ 0xFF]))
         seen.append("changed")
 
     s3.client.meta.events.register("before-sign.s3.UploadPart", change)
