@@ -10,6 +10,9 @@ import tempfile
 import zlib
 from pathlib import Path
 
+import pytest
+
+from sa_depot.io import ranges
 from sa_depot.io.ranges import RangeReader, RangeSource
 
 DATA = os.urandom(100_000)
@@ -29,6 +32,18 @@ def test_a_file_is_read_at_any_offset_from_its_position_and_left_after_it(
         assert bytes(source.chunk_at(0, bytearray(16))) == DATA[:16]
         source.consumed()
         assert file.tell() == 4 + len(DATA)
+
+
+def test_without_preadv_a_file_is_read_with_pread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ranges, "_HAS_PREADV", False)
+    path = tmp_path / "f.bin"
+    path.write_bytes(DATA)
+    with path.open("rb") as file:
+        source = RangeSource.of(file, 0)
+        assert source is not None
+        assert bytes(source.chunk_at(99_000, bytearray(4096))) == DATA[99_000:]
 
 
 def test_bytes_in_memory_are_sliced_and_a_spooled_file_is_read_where_it_lies() -> None:

@@ -387,21 +387,24 @@ class S3Storage(FileStorage):
             self._bucket_confirmed = True
             return
         head = read_head(content, self.multipart_threshold)
-        info = content.info
         if content.finished:
-            self._call(
-                "upload",
-                "put_object",
-                info.file_id,
-                Bucket=self.bucket,
-                Key=self.key(info.file_id),
-                Body=b"".join(head),
-                Metadata=encode_metadata(info),
-                **self._object_args(info),
-            )
+            self._put(content.info, b"".join(head))
         else:
             self._write_multipart(content, head)
         self._bucket_confirmed = True
+
+    def _put(self, info: FileInfo, body: bytes) -> None:
+        """One PutObject of the whole content, with its metadata."""
+        self._call(
+            "upload",
+            "put_object",
+            info.file_id,
+            Bucket=self.bucket,
+            Key=self.key(info.file_id),
+            Body=body,
+            Metadata=encode_metadata(info),
+            **self._object_args(info),
+        )
 
     def _write_multipart(self, content: IncomingContent, head: list[bytes]) -> None:
         info = content.info
@@ -440,6 +443,9 @@ class S3Storage(FileStorage):
         hasher = _PartHasher(self.multipart_chunksize)
         content.read_through(source, also=hasher.update)
         digests = hasher.finish()
+        if not digests:  # the file was emptied after its size was read: no part to send
+            self._put(info, b"")
+            return
         if len(digests) > MAX_PARTS:
             raise StorageError(
                 self.description,

@@ -17,6 +17,9 @@ import tempfile
 import zlib
 from typing import Any
 
+_HAS_PREAD = hasattr(os, "pread")
+_HAS_PREADV = hasattr(os, "preadv")
+
 
 class RangeSource:
     """Bytes ``[start, start + length)`` of a file descriptor, or a memory buffer.
@@ -72,7 +75,13 @@ class RangeSource:
         view = memoryview(buffer)
         filled = 0
         while filled < len(buffer):  # a regular file answers short only at its end
-            read = os.preadv(self._fd, [view[filled:]], self._start + offset + filled)
+            position = self._start + offset + filled
+            if _HAS_PREADV:
+                read = os.preadv(self._fd, [view[filled:]], position)
+            else:  # macOS before Python 3.12...: read, then copy
+                data = os.pread(self._fd, len(buffer) - filled, position)
+                read = len(data)
+                view[filled : filled + read] = data
             if not read:
                 break
             filled += read
@@ -104,8 +113,10 @@ class RangeSource:
             return cls(
                 fd=None, buffer=buffer, start=start, length=len(buffer) - start, stream=stream
             )
-        if not isinstance(inner, (io.BufferedReader, io.BufferedRandom, io.FileIO)):
-            return None
+        if not _HAS_PREAD or not isinstance(
+            inner, (io.BufferedReader, io.BufferedRandom, io.FileIO)
+        ):
+            return None  # Windows has no pread: its files go the stream's way
         try:
             if inner.writable():
                 inner.flush()  # what was written must be in the file for os.pread to see it

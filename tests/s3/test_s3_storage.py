@@ -19,6 +19,7 @@ import pytest
 from sa_depot.exceptions import ConfigurationError, FileNotFound, StorageError
 from sa_depot.io.boto3 import S3Storage
 from sa_depot.io.objects import MAX_ENCODED_FILENAME, UPLOADS_DIR
+from sa_depot.io.ranges import RangeSource
 from sa_depot.manager import DepotManager
 from tests.s3.conftest import MiB, RequestLog, make_storage, remove_prefix
 from tests.s3server import SeaweedS3
@@ -305,6 +306,27 @@ def test_a_multipart_upload_from_a_file_leaves_it_read_and_sends_parts_in_order(
         assert stored.checksum == sha256(data)
         assert stored.content_length == len(data)
         assert stored.read() == data
+
+
+def test_a_file_emptied_after_its_size_was_read_is_stored_empty(
+    s3: S3Storage, requests_log: RequestLog, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "emptied.bin"
+    path.write_bytes(os.urandom(11 * MiB))
+    sized = RangeSource.of
+
+    def size_then_empty(stream: Any, already_read: int) -> RangeSource | None:
+        source = sized(stream, already_read)
+        os.truncate(path, 0)  # another writer, after the size was taken
+        return source
+
+    monkeypatch.setattr(RangeSource, "of", size_then_empty)
+    with path.open("rb") as file:
+        file_id = s3.create(file, "emptied.bin")
+    assert "CreateMultipartUpload" not in requests_log.operations
+    with s3.get(file_id) as stored:
+        assert stored.read() == b""
+        assert stored.checksum == sha256(b"")
 
 
 def test_a_read_once_multipart_upload_copies_the_checksum_into_place(
