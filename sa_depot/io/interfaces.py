@@ -26,10 +26,12 @@ from __future__ import annotations
 import abc
 import hashlib
 import io
+import itertools
 import re
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
@@ -124,18 +126,28 @@ class IncomingContent:
     ) -> None:
         """Read all of ``source`` (what :meth:`random_access` gave) in order, ``chunk_size``
         bytes at a time, hashing and counting it as :meth:`read` would, so that :attr:`info`
-        is final afterwards. ``also`` sees each chunk too, in a thread of its own while this
-        one hashes it (two hashes of the same bytes take the time of one on two cores); the
-        chunk is valid only until ``also`` returns. The source's length becomes what was read
-        (a file may have changed size since)."""
-        buffer = bytearray(self.chunk_size)  # one chunk in memory, reused
+        is final afterwards. ``also`` sees each chunk too, in order, in a thread of its own
+        while this one goes on (two hashes of the same bytes take the time of the longer one
+        on two cores); a chunk stays valid until ``also`` returns. The source's length becomes
+        what was read (a file may have changed size since)."""
+        # A few reused buffers (one without ``also``): a buffer is filled again only once
+        # ``also`` is done with it, so the helper may lag behind by a chunk or two without
+        # the reading waiting for it at every chunk.
+        buffers = [bytearray(self.chunk_size) for _ in range(1 if also is None else 3)]
+        pending: deque[Future[object]] = deque()  # ``also`` of the buffered chunks, in order
         with ThreadPoolExecutor(1, "sa-depot-hash") as helper:  # no thread until a submit
-            while chunk := source.chunk_at(self._length, buffer):
-                alongside = helper.submit(also, chunk) if also is not None else None
+            for turn in itertools.count():
+                if len(pending) == len(buffers):
+                    pending.popleft().result()  # frees the buffer about to be refilled
+                chunk = source.chunk_at(self._length, buffers[turn % len(buffers)])
+                if not chunk:
+                    break
+                if also is not None:
+                    pending.append(helper.submit(also, chunk))
                 self._hash.update(chunk)
                 self._length += len(chunk)
-                if alongside is not None:
-                    alongside.result()  # before the buffer is filled again
+            while pending:
+                pending.popleft().result()
         source.length = self._length
         source.consumed()
         self._finish()
