@@ -189,10 +189,12 @@ def run(repetitions: int) -> list[SectionResult]:
         ],
         notes=[
             "boto3 create = `upload_fileobj` with boto3's default transfer settings (multipart "
-            "above 8 MiB, 8 MiB parts, 10 threads; no checksum, no metadata); sa_depot hashes "
-            "the file first (SHA-256, put in the metadata when the upload starts), then sends a "
-            "multipart upload of 8 MiB parts, 3 at a time, straight to its final key (an "
-            "incomplete upload is invisible), checking that what it sent hashes the same.",
+            "above 8 MiB, 8 MiB parts, 10 threads; no checksum, no metadata); sa_depot reads "
+            "the file once to hash it (the SHA-256 of the whole, put in the metadata when the "
+            "upload starts, and of each part, beside it), then sends a multipart upload of 8 MiB "
+            "parts, 2 at a time, each read from the file as it is sent (os.pread: no part is "
+            "held in memory), straight to its final key (an incomplete upload is invisible), "
+            "checking that each part sent hashes as it was hashed.",
             f"A read reads the object {READ_PASSES} times (one GET each). "
             "Each create and read runs in a fresh child process; constant memory = RSS growth "
             "during the operation (a 64 MiB object must not be held in memory).",

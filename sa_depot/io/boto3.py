@@ -10,14 +10,22 @@ other's objects). Requests per operation:
 * ``delete``: one DeleteObject (S3 deletes are idempotent);
 * ``create``/``replace`` up to ``multipart_threshold`` bytes: one PutObject, sent once the
   content (buffered, at most the threshold) has been hashed, so the checksum is in the metadata;
-* larger content streams as a multipart upload, ``multipart_concurrency`` parts at a time
-  (memory stays at about that many parts, plus the one being read). S3 fixes an object's
-  metadata when its upload starts, so the SHA-256 must be known before the first part:
+* larger content is sent as a multipart upload, ``multipart_concurrency`` parts at a time.
+  S3 fixes an object's metadata when its upload starts, so the SHA-256 must be known before
+  the first part:
 
-  - content that can be read twice (a file on disk, bytes, a spooled upload) is hashed
-    first, then uploaded straight to its final key, with the checksum in its metadata; the
-    content sent must hash the same, or the upload is aborted. An incomplete multipart
-    upload is invisible, so the key appears at once and complete, or not at all;
+  - content readable at any offset (a file on disk, bytes, a spooled upload) is hashed once,
+    in order: the SHA-256 of the whole, for the metadata, and each part's SHA-256 and CRC32.
+    It is then uploaded straight to its final key, each part read from where the content
+    lies (``os.pread``, or a slice of the bytes) as it is sent, so that no part is held in
+    memory. Each part goes with its CRC32, which the server checks, and what was sent must
+    be what was hashed (the SHA-256 its request was signed with, or that of the bytes sent
+    when the payload is not signed, and the CRC32 of the bytes sent), or the upload is
+    aborted. An incomplete multipart upload is invisible, so the key appears at once and
+    complete, or not at all;
+  - other content that can be read twice (a seekable stream of another kind) is hashed
+    first, then read again into part buffers (memory: about ``multipart_concurrency + 1``
+    parts), and must hash the same, or the upload is aborted;
   - content that can be read only once (a stream from a socket) goes to a temporary key under
     ``<prefix>.sa-depot-uploads/``, and the completed object is then copied server-side
     (CopyObject, or UploadPartCopy above 5 GiB) to its final key with the full metadata, and
@@ -36,15 +44,19 @@ asked, on first use.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import importlib.util
 import json
 import logging
 import re
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, unquote
@@ -68,6 +80,7 @@ from sa_depot.io.objects import (
     iter_part_buffers,
     read_head,
 )
+from sa_depot.io.ranges import RangeReader, RangeSource
 from sa_depot.serving.representation import describe
 
 if TYPE_CHECKING:
@@ -114,8 +127,9 @@ class S3Storage(FileStorage):
         base URL (``'https://cdn.example.com'``) to which the object key is appended; a base URL
         requires a public ``policy``, since it would otherwise link to private objects unsigned.
     :param multipart_threshold: content larger than this is sent as a multipart upload.
-    :param multipart_chunksize: the size of each part (5 MiB at least); memory used by an
-        upload is about ``max(multipart_threshold, (multipart_concurrency + 1) *
+    :param multipart_chunksize: the size of each part (5 MiB at least). A file or bytes is
+        sent from where it lies, without part buffers; memory used by the upload of a stream
+        is about ``max(multipart_threshold, (multipart_concurrency + 1) *
         multipart_chunksize)``.
     :param multipart_concurrency: how many parts of one upload are sent at once (1 or more;
         boto3's ``upload_fileobj`` sends 10).
@@ -286,6 +300,7 @@ class S3Storage(FileStorage):
             region_name=self.region_name,
         )
         client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
+        client.meta.events.register("before-send.s3.UploadPart", _part_sending)
         if self.create_bucket:
             self._ensure_bucket(client)
         return client
@@ -366,22 +381,30 @@ class S3Storage(FileStorage):
 
     # -- the primitives ----------------------------------------------------------------------
     def _write(self, content: IncomingContent, *, replace: bool) -> None:
+        source = content.random_access()
+        if source is not None and source.length > self.multipart_threshold:
+            self._write_ranges(content, source)
+            self._bucket_confirmed = True
+            return
         head = read_head(content, self.multipart_threshold)
-        info = content.info
         if content.finished:
-            self._call(
-                "upload",
-                "put_object",
-                info.file_id,
-                Bucket=self.bucket,
-                Key=self.key(info.file_id),
-                Body=b"".join(head),
-                Metadata=encode_metadata(info),
-                **self._object_args(info),
-            )
+            self._put(content.info, b"".join(head))
         else:
             self._write_multipart(content, head)
         self._bucket_confirmed = True
+
+    def _put(self, info: FileInfo, body: bytes) -> None:
+        """One PutObject of the whole content, with its metadata."""
+        self._call(
+            "upload",
+            "put_object",
+            info.file_id,
+            Bucket=self.bucket,
+            Key=self.key(info.file_id),
+            Body=body,
+            Metadata=encode_metadata(info),
+            **self._object_args(info),
+        )
 
     def _write_multipart(self, content: IncomingContent, head: list[bytes]) -> None:
         info = content.info
@@ -408,6 +431,71 @@ class S3Storage(FileStorage):
                     f"({ahead[1]} bytes hashed first, {info.content_length} sent, checksums "
                     "differ): nothing was stored. Upload content that stays unchanged.",
                 )
+
+    def _write_ranges(self, content: IncomingContent, source: RangeSource) -> None:
+        """A multipart upload of content readable at any offset (a file, bytes, a spooled
+        upload) straight to its final key: hash it once, in order (the whole content's SHA-256
+        for the metadata, and each part's SHA-256 and CRC32 alongside, in a second thread),
+        then send its parts as views of the source, ``multipart_concurrency`` at a time, no
+        part held in memory. Each part must arrive as it was hashed (see :meth:`_upload_range`),
+        or the upload is aborted, leaving nothing visible."""
+        info = content.info
+        hasher = _PartHasher(self.multipart_chunksize)
+        content.read_through(source, also=hasher.update)
+        digests = hasher.finish()
+        if not digests:  # the file was emptied after its size was read: no part to send
+            self._put(info, b"")
+            return
+        if len(digests) > MAX_PARTS:
+            raise StorageError(
+                self.description,
+                f"file {info.file_id!r} needs more than {MAX_PARTS} parts of "
+                f"{self.multipart_chunksize} bytes: raise multipart_chunksize",
+            )
+        key = self.key(info.file_id)
+        with self._multipart("upload", info, key, encode_metadata(info)) as (upload_id, parts):
+            with ThreadPoolExecutor(self.multipart_concurrency, "sa-depot-s3-part") as pool:
+                futures = [
+                    pool.submit(self._upload_range, info.file_id, key, upload_id, source, digest)
+                    for digest in digests
+                ]
+                try:
+                    parts.extend(future.result() for future in as_completed(futures))
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+            parts.sort(key=lambda part: int(part["PartNumber"]))
+
+    def _upload_range(
+        self, file_id: str, key: str, upload_id: str, source: RangeSource, digest: _PartDigest
+    ) -> dict[str, Any]:
+        """Send one part as a view of ``source``, with the CRC32 hashed first (the server
+        checks the bytes it receives against it), then check that what was sent is what was
+        hashed: the SHA-256 the request was signed with (botocore signs the payload over
+        HTTP) or, unsigned, the SHA-256 of the bytes sent; and the CRC32 of the bytes sent."""
+        body = RangeReader(source, digest.offset, digest.length)
+        response = self._call(
+            f"upload part {digest.number}",
+            "upload_part",
+            file_id,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=digest.number,
+            Body=body,
+            ChecksumCRC32=base64.b64encode(digest.crc32.to_bytes(4, "big")).decode("ascii"),
+        )
+        sent, crc32, sha256 = body.sent()
+        if (sent, crc32, sha256) != (digest.length, digest.crc32, digest.sha256):
+            raise StorageError(
+                self.description,
+                f"the content of file {file_id!r} changed while it was being uploaded (part "
+                f"{digest.number}, {digest.length} bytes from offset {digest.offset}, was "
+                "sent other than hashed): nothing was stored. Upload content that stays "
+                "unchanged.",
+            )
+        return {"PartNumber": digest.number, "ETag": response["ETag"]}
 
     def _send_parts(
         self,
@@ -743,6 +831,78 @@ class S3StoredFile(BodyStoredFile):
         return body
 
 
+@dataclass
+class _PartDigest:
+    """One part of a content as it was hashed: its number (from 1), offset and length in
+    bytes, SHA-256 (hex) and CRC32."""
+
+    number: int
+    offset: int
+    length: int
+    sha256: str
+    crc32: int
+
+
+class _PartHasher:
+    """The SHA-256 and CRC32 of each ``part_size`` bytes of a content fed in order."""
+
+    def __init__(self, part_size: int) -> None:
+        self._part_size = part_size
+        self._digests: list[_PartDigest] = []
+        self._offset = 0
+        self._new_part()
+
+    def _new_part(self) -> None:
+        self._sha256 = hashlib.sha256()
+        self._crc32 = 0
+        self._filled = 0
+
+    def _close_part(self) -> None:
+        self._digests.append(
+            _PartDigest(
+                len(self._digests) + 1,
+                self._offset,
+                self._filled,
+                self._sha256.hexdigest(),
+                self._crc32,
+            )
+        )
+        self._offset += self._filled
+        self._new_part()
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            piece = view[: self._part_size - self._filled]
+            self._sha256.update(piece)
+            self._crc32 = zlib.crc32(piece, self._crc32)
+            self._filled += len(piece)
+            view = view[len(piece) :]
+            if self._filled == self._part_size:
+                self._close_part()
+
+    def finish(self) -> list[_PartDigest]:
+        """The parts' digests, the last (shorter) one closed."""
+        if self._filled:
+            self._close_part()
+        return self._digests
+
+
+_HEX_SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+def _part_sending(request: Any, **kwargs: Any) -> None:
+    """botocore's ``before-send`` hook for UploadPart: tell a part's :class:`RangeReader`
+    that the request is signed and its next pass is the one sent, with the SHA-256 the
+    payload was signed with (over HTTP) so that it need not hash the part again."""
+    body = request.body
+    if isinstance(body, RangeReader):
+        signed = request.headers.get("X-Amz-Content-SHA256")
+        if isinstance(signed, bytes):
+            signed = signed.decode("ascii", "replace")
+        body.sending(signed_sha256=signed if signed and _HEX_SHA256_RE.match(signed) else None)
+
+
 def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
@@ -763,6 +923,10 @@ _CLIENT_ERROR_HINTS = {
     "InvalidToken": "the session token is invalid: check session_token",
     "PreconditionFailed": "the file was replaced while it was being read: open it again",
     "SlowDown": "the server asks to slow down (throttling): retry later",
+    "BadDigest": (
+        "the bytes the server received do not match their checksum: the content changed "
+        "while it was being uploaded, or was damaged on the way; upload it again"
+    ),
 }
 
 

@@ -26,15 +26,19 @@ from __future__ import annotations
 import abc
 import hashlib
 import io
+import itertools
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
 
 from sa_depot.exceptions import FileNotFound, InvalidFileId
 from sa_depot.io.keys import MAX_KEY_BYTES, KeyTemplate, as_key_template, is_valid_key
+from sa_depot.io.ranges import RangeSource
 from sa_depot.io.stored import (
     DEFAULT_CHUNK_SIZE,
     FileInfo,
@@ -105,6 +109,48 @@ class IncomingContent:
             digest.update(chunk)
             length += len(chunk)
         return digest.hexdigest(), length
+
+    def random_access(self) -> RangeSource | None:
+        """The whole content as a :class:`~sa_depot.io.ranges.RangeSource`, readable at any
+        offset by several threads, when nothing has been read yet and its source allows it (a
+        file on disk, bytes, a spooled upload); ``None`` otherwise. Read it with
+        :meth:`read_through` first: the content is hashed then, as :meth:`read` would."""
+        get = getattr(self._stream, "random_access", None)
+        if self._done or self._length or get is None:
+            return None
+        source: RangeSource | None = get()
+        return source
+
+    def read_through(
+        self, source: RangeSource, also: Callable[[memoryview], object] | None = None
+    ) -> None:
+        """Read all of ``source`` (what :meth:`random_access` gave) in order, ``chunk_size``
+        bytes at a time, hashing and counting it as :meth:`read` would, so that :attr:`info`
+        is final afterwards. ``also`` sees each chunk too, in order, in a thread of its own
+        while this one goes on (two hashes of the same bytes take the time of the longer one
+        on two cores); a chunk stays valid until ``also`` returns. The source's length becomes
+        what was read (a file may have changed size since)."""
+        # A few reused buffers (one without ``also``): a buffer is filled again only once
+        # ``also`` is done with it, so the helper may lag behind by a chunk or two without
+        # the reading waiting for it at every chunk.
+        buffers = [bytearray(self.chunk_size) for _ in range(1 if also is None else 3)]
+        pending: deque[Future[object]] = deque()  # ``also`` of the buffered chunks, in order
+        with ThreadPoolExecutor(1, "sa-depot-hash") as helper:  # no thread until a submit
+            for turn in itertools.count():
+                if len(pending) == len(buffers):
+                    pending.popleft().result()  # frees the buffer about to be refilled
+                chunk = source.chunk_at(self._length, buffers[turn % len(buffers)])
+                if not chunk:
+                    break
+                if also is not None:
+                    pending.append(helper.submit(also, chunk))
+                self._hash.update(chunk)
+                self._length += len(chunk)
+            while pending:
+                pending.popleft().result()
+        source.length = self._length
+        source.consumed()
+        self._finish()
 
     @property
     def finished(self) -> bool:

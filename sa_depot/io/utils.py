@@ -33,6 +33,7 @@ from sa_depot.io.content_types import DEFAULT_CONTENT_TYPE as DEFAULT_CONTENT_TY
 from sa_depot.io.content_types import SNIFF_BYTES, guess_content_type
 from sa_depot.io.filenames import normalize_filename, unescape_form_filename
 from sa_depot.io.keys import KeyTemplate
+from sa_depot.io.ranges import RangeSource
 from sa_depot.io.stored import StoredFile, utcnow
 from sa_depot.io.validation import Candidate, Validation
 
@@ -194,6 +195,7 @@ class _HeadReader(io.RawIOBase):
     def __init__(self, head: bytes, rest: Any) -> None:
         super().__init__()
         self._head = memoryview(head)
+        self._head_size = len(head)
         self._rest = rest
 
     def readable(self) -> bool:
@@ -215,6 +217,13 @@ class _HeadReader(io.RawIOBase):
         if not _can_seek(self._rest):
             return None
         return self._ahead(size)
+
+    def random_access(self) -> RangeSource | None:
+        """The whole content (head included) as a range source, before anything is read;
+        ``None`` when the stream is neither a regular file nor in memory."""
+        if len(self._head) != self._head_size:
+            return None
+        return RangeSource.of(self._rest, self._head_size)
 
     def _ahead(self, size: int) -> Iterator[bytes]:
         position = self._rest.tell()

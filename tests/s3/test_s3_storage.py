@@ -19,6 +19,7 @@ import pytest
 from sa_depot.exceptions import ConfigurationError, FileNotFound, StorageError
 from sa_depot.io.boto3 import S3Storage
 from sa_depot.io.objects import MAX_ENCODED_FILENAME, UPLOADS_DIR
+from sa_depot.io.ranges import RangeSource
 from sa_depot.manager import DepotManager
 from tests.s3.conftest import MiB, RequestLog, make_storage, remove_prefix
 from tests.s3server import SeaweedS3
@@ -199,17 +200,30 @@ class OnlyOnce(io.RawIOBase):
         return self._data.readinto(buffer)
 
 
-class ChangesOnceRead(io.BytesIO):
-    """A file whose last byte changes once it was read to the end (another writer)."""
+def change_file_before_first_part(
+    s3: S3Storage, path: Any, *, drop_checksum: bool = False
+) -> list[str]:
+    """Flip a byte of ``path`` on disk just before the first UploadPart is signed (after the
+    content was hashed), in the part that request sends; with ``drop_checksum``, also send the
+    parts without their CRC32, as to a server that checks nothing. Returns the events seen."""
+    seen: list[str] = []
 
-    changed = False
+    def change(request: Any, **kwargs: Any) -> None:
+        if drop_checksum:
+            for name in [n for n in request.headers if n.lower() == "x-amz-checksum-crc32"]:
+                del request.headers[name]
+        if not seen:  # the first byte of the part about to be signed
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url).query)
+            offset = (int(query["partNumber"][0]) - 1) * s3.multipart_chunksize
+            with open(path, "r+b") as file:
+                file.seek(offset)
+                byte = file.read(1)
+                file.seek(offset)
+                file.write(bytes([byte[0] ^ 0xFF]))
+        seen.append("changed")
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if not self.changed and self.tell() == len(self.getbuffer()):
-            with self.getbuffer() as view:
-                view[-1] ^= 0xFF
-            self.changed = True
-        return super().seek(offset, whence)
+    s3.client.meta.events.register("before-sign.s3.UploadPart", change)
+    return seen
 
 
 def test_a_rereadable_multipart_upload_goes_straight_to_its_key_with_its_checksum(
@@ -233,14 +247,86 @@ def test_a_rereadable_multipart_upload_goes_straight_to_its_key_with_its_checksu
     assert uploads_under(s3_server, s3_bucket, s3.prefix) == []
 
 
-def test_content_changing_during_a_multipart_upload_stores_nothing(
-    s3: S3Storage, requests_log: RequestLog, s3_server: SeaweedS3, s3_bucket: str
+def test_a_file_changing_during_a_multipart_upload_stores_nothing(
+    s3: S3Storage, requests_log: RequestLog, s3_server: SeaweedS3, s3_bucket: str, tmp_path: Any
 ) -> None:
-    with pytest.raises(StorageError, match="changed while it was being uploaded"):
-        s3.create(ChangesOnceRead(os.urandom(11 * MiB)), "moving.bin")
+    path = tmp_path / "moving.bin"
+    path.write_bytes(os.urandom(11 * MiB))
+    seen = change_file_before_first_part(s3, path)
+    with path.open("rb") as file, pytest.raises(StorageError, match="changed while it was"):
+        s3.create(file, "moving.bin")
+    assert seen
     assert "AbortMultipartUpload" in requests_log.operations
     assert keys_under(s3_server, s3_bucket, s3.prefix) == set()
     assert uploads_under(s3_server, s3_bucket, s3.prefix) == []
+
+
+def test_a_changed_part_is_refused_without_the_servers_checksum_check(
+    s3: S3Storage, requests_log: RequestLog, s3_server: SeaweedS3, s3_bucket: str, tmp_path: Any
+) -> None:
+    # without its CRC32 the server takes any bytes: sa_depot's own check must refuse them
+    path = tmp_path / "moving.bin"
+    path.write_bytes(os.urandom(11 * MiB))
+    change_file_before_first_part(s3, path, drop_checksum=True)
+    with path.open("rb") as file, pytest.raises(StorageError, match="changed while it was being"):
+        s3.create(file, "moving.bin")
+    assert "AbortMultipartUpload" in requests_log.operations
+    assert keys_under(s3_server, s3_bucket, s3.prefix) == set()
+    assert uploads_under(s3_server, s3_bucket, s3.prefix) == []
+
+
+def test_bytes_changed_during_the_upload_store_what_was_hashed(s3: S3Storage) -> None:
+    data = os.urandom(11 * MiB)
+    content = io.BytesIO(data)
+
+    def change(**kwargs: Any) -> None:
+        content.seek(0)
+        content.write(b"another writer")
+
+    s3.client.meta.events.register("before-sign.s3.UploadPart", change)
+    file_id = s3.create(content, "moving.bin")
+    assert content.getvalue() != data
+    with s3.get(file_id) as stored:
+        assert stored.checksum == sha256(data)
+        assert stored.read() == data
+
+
+def test_a_multipart_upload_from_a_file_leaves_it_read_and_sends_parts_in_order(
+    s3: S3Storage, requests_log: RequestLog, tmp_path: Any
+) -> None:
+    data = os.urandom(12 * MiB + 5)
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"skipped" + data)
+    with path.open("rb") as file:
+        file.seek(7)  # content starts at the file's position
+        file_id = s3.create(file, "big.bin")
+        assert file.tell() == 7 + len(data)
+    assert requests_log.operations.count("UploadPart") == 3
+    with s3.get(file_id) as stored:
+        assert stored.checksum == sha256(data)
+        assert stored.content_length == len(data)
+        assert stored.read() == data
+
+
+def test_a_file_emptied_after_its_size_was_read_is_stored_empty(
+    s3: S3Storage, requests_log: RequestLog, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "emptied.bin"
+    path.write_bytes(os.urandom(11 * MiB))
+    sized = RangeSource.of
+
+    def size_then_empty(stream: Any, already_read: int) -> RangeSource | None:
+        source = sized(stream, already_read)
+        os.truncate(path, 0)  # another writer, after the size was taken
+        return source
+
+    monkeypatch.setattr(RangeSource, "of", size_then_empty)
+    with path.open("rb") as file:
+        file_id = s3.create(file, "emptied.bin")
+    assert "CreateMultipartUpload" not in requests_log.operations
+    with s3.get(file_id) as stored:
+        assert stored.read() == b""
+        assert stored.checksum == sha256(b"")
 
 
 def test_a_read_once_multipart_upload_copies_the_checksum_into_place(
