@@ -107,6 +107,8 @@ _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows
 #: Bytes asked for at a time when reading a metadata file (they are far smaller).
 _METADATA_READ = 64 * 1024
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+#: How a write creates a file: a new one only, never one that exists.
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
 #: What a plain path component may not hold.
 _SEPARATORS = frozenset({os.sep, os.altsep or os.sep, "\0"})
 
@@ -582,36 +584,52 @@ class LocalFileStorage(FileStorage):
         return ids
 
     # -- writing -----------------------------------------------------------------------------
+    # The steps of a write turn an OSError into a StorageError with ``try``/``except`` rather
+    # than ``with self._disk(...)``: a small create takes about ten of them, and a context
+    # manager costs three calls each where a ``try`` costs nothing until something fails.
     def _write_blob(self, path: str, content: IncomingContent) -> None:
         fd = self._create_exclusive(path)
         try:
             for chunk in content.chunks():  # errors of the input stream propagate unchanged
                 self._write_all(fd, path, chunk)
-            with self._disk("write", path):
+            try:
                 if self.fsync:
                     os.fsync(fd)
-                if os.fstat(fd).st_nlink == 0:
-                    raise StorageError(
-                        self.description,
-                        f"{path!r} was deleted while it was being written; is "
-                        "remove_incomplete() running with too short a grace period?",
-                    )
+                unlinked = os.fstat(fd).st_nlink == 0
+            except OSError as exc:
+                raise self._failure("write", path, exc) from exc
+            if unlinked:
+                raise StorageError(
+                    self.description,
+                    f"{path!r} was deleted while it was being written; is "
+                    "remove_incomplete() running with too short a grace period?",
+                )
         except BaseException:
             _close_quietly(fd)
             raise
-        with self._disk("close", path):
-            os.close(fd)
+        self._close(fd, path)
 
     def _create_exclusive(self, path: str) -> int:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
-        with self._disk("create", path):
-            return os.open(path, flags, 0o666)
+        try:
+            return os.open(path, _CREATE_FLAGS, 0o666)
+        except OSError as exc:
+            raise self._failure("create", path, exc) from exc
 
     def _write_all(self, fd: int, path: str, data: bytes) -> None:
-        view = memoryview(data)
-        with self._disk("write", path):
-            while view:
-                view = view[os.write(fd, view) :]
+        try:
+            written = os.write(fd, data)
+            if written < len(data):  # a short write: write the rest
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
+        except OSError as exc:
+            raise self._failure("write", path, exc) from exc
+
+    def _close(self, fd: int, path: str) -> None:
+        try:
+            os.close(fd)
+        except OSError as exc:
+            raise self._failure("close", path, exc) from exc
 
     def _commit_metadata(self, paths: _Paths, data: bytes, previous: _Located | None) -> None:
         """Atomically make ``data`` the metadata of ``paths``: the commit point of a write.
@@ -630,10 +648,11 @@ class LocalFileStorage(FileStorage):
             except BaseException:
                 _close_quietly(fd)
                 raise
-            with self._disk("close", tmp):
-                os.close(fd)
-            with self._disk("commit the metadata", paths.metadata):
+            self._close(fd, tmp)
+            try:
                 os.replace(tmp, paths.metadata)
+            except OSError as exc:
+                raise self._failure("commit the metadata", paths.metadata, exc) from exc
             swapped = True
             if self.fsync:
                 self._sync_directory(paths.directory)
@@ -660,15 +679,16 @@ class LocalFileStorage(FileStorage):
     def _make_directories(self, directory: str) -> None:
         # One system call when the directory exists or only its leaf is new (most creates):
         # the mkdir itself says which, where a stat first would cost one more.
-        with self._disk("create the directory", directory):
-            try:
-                os.mkdir(directory)
-            except FileExistsError:
-                return
-            except FileNotFoundError:
-                made = False
-            else:
-                made = True
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            return
+        except FileNotFoundError:
+            made = False
+        except OSError as exc:
+            raise self._failure("create the directory", directory, exc) from exc
+        else:
+            made = True
         if made:
             if self.fsync:
                 self._sync_directory(os.path.dirname(directory))
