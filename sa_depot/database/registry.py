@@ -58,6 +58,11 @@ UNKNOWN_ROW = ""
 #: ``IN`` lists are sent in batches of at most this many keys.
 BATCH_SIZE = 500
 
+#: The two statements of every registration, built once: a statement object built anew for
+#: each execution has its cache key computed anew too, a prebuilt one keeps it.
+_INSERT_FILES = files.insert()
+_INSERT_ATTACHMENTS = attachments.insert()
+
 
 @dataclass(frozen=True)
 class RowRef:
@@ -91,6 +96,8 @@ class Release:
 
 def row_key(values: Sequence[Any]) -> str:
     """The primary key values of a row, as the registry records them (a JSON list)."""
+    if len(values) == 1 and type(values[0]) is int:  # the usual key: what json.dumps gives
+        return f"[{values[0]}]"
     return json.dumps([_plain(v) for v in values], separators=(",", ":"))
 
 
@@ -129,8 +136,8 @@ def register_new_rows(
         )
         new_attachments.extend(_attachment(ref, p, now) for p in wanted)
     if new_files:
-        connection.execute(files.insert(), new_files)
-        connection.execute(attachments.insert(), new_attachments)
+        connection.execute(_INSERT_FILES, new_files)
+        connection.execute(_INSERT_ATTACHMENTS, new_attachments)
 
 
 def attach(
@@ -185,7 +192,7 @@ def attach(
     else:
         fresh = [path for key, path in keys.items() if key not in found]
         if fresh:
-            connection.execute(attachments.insert(), [_attachment(ref, p, now) for p in fresh])
+            connection.execute(_INSERT_ATTACHMENTS, [_attachment(ref, p, now) for p in fresh])
         added = fresh
     _set_uses(connection, {p: counts[p] + 1 for p in added})
 

@@ -54,7 +54,10 @@ def normalize_filename(name: str | None) -> str | None:
     if not name:
         return None
     base = _SEPARATORS.split(name)[-1]
-    base = _visible(unicodedata.normalize("NFC", base)).strip()
+    if not (base.isascii() and base.isprintable()):
+        # printable ASCII (most names) is already NFC and holds no control or format character
+        base = _visible(unicodedata.normalize("NFC", base))
+    base = base.strip()
     if base in ("", ".", ".."):
         return None
     return _shortened(base)

@@ -251,7 +251,10 @@ class FileStorage(abc.ABC):
 
     def fileid(self, file_or_id: StoredFile | str) -> str:
         """The validated id of ``file_or_id``; raises :class:`InvalidFileId`."""
-        file_id = file_or_id.file_id if isinstance(file_or_id, StoredFile) else file_or_id
+        if type(file_or_id) is str:  # the common case, without the ABC's isinstance checks
+            file_id: object = file_or_id
+        else:
+            file_id = file_or_id.file_id if isinstance(file_or_id, StoredFile) else file_or_id
         if (
             not isinstance(file_id, str)
             or len(file_id) > MAX_KEY_BYTES

@@ -60,10 +60,9 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sa_depot.exceptions import (
     ConfigurationError,
@@ -108,6 +107,10 @@ _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows
 #: Bytes asked for at a time when reading a metadata file (they are far smaller).
 _METADATA_READ = 64 * 1024
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+#: How a write creates a file: a new one only, never one that exists.
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
+#: What a plain path component may not hold.
+_SEPARATORS = frozenset({os.sep, os.altsep or os.sep, "\0"})
 
 #: What to do about the errors a disk commonly reports.
 _ERRNO_ADVICE = {
@@ -162,9 +165,8 @@ class LocalStoredFile(StoredFile):
         super().close()
 
 
-@dataclass(frozen=True)
-class _Paths:
-    """Where the pieces of one file id live."""
+class _Paths(NamedTuple):
+    """Where the pieces of one file id live (a tuple: built on every get and write)."""
 
     file_id: str
     directory: str
@@ -188,11 +190,10 @@ class _Paths:
         return self.legacy_directory
 
     def blob(self, name: str) -> str:
-        return os.path.join(self.directory, name)
+        return f"{self.directory}{os.sep}{name}"
 
 
-@dataclass(frozen=True)
-class _Located:
+class _Located(NamedTuple):
     """A committed file found on disk: its metadata and where its content is."""
 
     info: FileInfo
@@ -435,20 +436,19 @@ class LocalFileStorage(FileStorage):
                 legacy_directory=None,
                 name=name,
             )
-        plain = _PLAIN_ID_RE.match(file_id) is not None
-        seps = {os.sep, os.altsep or os.sep, "\0"}
-        if not plain and (not file_id or file_id in {".", ".."} or any(s in file_id for s in seps)):
-            raise InvalidFileId(self.description, file_id, "a single path component")
-        if plain:  # the checks below cost a third of a small file's get(); os.path.join too
+        if _PLAIN_ID_RE.match(file_id) is not None:
+            # the checks below cost a third of a small file's get(); os.path.join too
             sep, root = os.sep, self.root.rstrip(os.sep)  # "/" joins as "" + "/ab"
             directory = f"{root}{sep}{file_id[:2]}{sep}{file_id[2:4]}"
             return _Paths(
-                file_id=file_id,
-                directory=directory,
-                metadata=f"{directory}{sep}{file_id}{_METADATA_SUFFIX}",
-                legacy_directory=f"{root}{sep}{file_id}",
-                name=file_id,
+                file_id,
+                directory,
+                f"{directory}{sep}{file_id}{_METADATA_SUFFIX}",
+                f"{root}{sep}{file_id}",
+                file_id,
             )
+        if not file_id or file_id in {".", ".."} or any(s in file_id for s in _SEPARATORS):
+            raise InvalidFileId(self.description, file_id, "a single path component")
         directory = os.path.join(self.root, file_id[:2], file_id[2:4])
         legacy_directory = os.path.join(self.root, file_id)
         paths = _Paths(
@@ -470,10 +470,10 @@ class LocalFileStorage(FileStorage):
     # -- reading -----------------------------------------------------------------------------
     def _locate(self, paths: _Paths, *, legacy: bool = True) -> _Located | None:
         """The committed file at ``paths``, or ``None``; the new layout wins over filedepot's."""
-        raw = self._read_if_exists(paths.metadata)
+        read = self._read_metadata(paths.metadata)
         file_id = paths.file_id
-        if raw is not None:
-            record = self._parse_metadata(paths.metadata, raw)
+        if read is not None:
+            raw, record = read
             blob = record.get("blob")
             if not isinstance(blob, str) or _BLOB_RE.match(blob) is None:
                 raise CorruptMetadata(
@@ -485,14 +485,41 @@ class LocalFileStorage(FileStorage):
             return _Located(info, paths.blob(blob), raw)
         if not legacy or paths.legacy_directory is None:
             return None
-        raw = self._read_if_exists(paths.legacy_metadata)
-        if raw is None:
+        read = self._read_metadata(paths.legacy_metadata)
+        if read is None:
             return None
-        record = self._parse_metadata(paths.legacy_metadata, raw)
-        info = self._info(file_id, paths.legacy_metadata, record)
+        info = self._info(file_id, paths.legacy_metadata, read[1])
         return _Located(info, paths.legacy_data, None)
 
-    def _read_if_exists(self, path: str) -> bytes | None:
+    def _read_metadata(self, path: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The metadata file at ``path`` as read and as parsed; ``None`` if it is absent.
+
+        :raises CorruptMetadata: it is not a JSON object.
+        """
+        raw = self._read_if_exists(path, to_the_end=False)
+        if raw is None:
+            return None
+        record = _json_object(raw)
+        if record is None:  # perhaps a short read that was not the end: read it all again
+            raw = self._read_if_exists(path)
+            record = None if raw is None else _json_object(raw)
+        if raw is None:  # deleted meanwhile
+            return None
+        if record is None:
+            raise CorruptMetadata(
+                self.description,
+                f"the metadata file {path!r} is not a JSON object: it was damaged outside "
+                "sa_depot (or by a power loss with fsync=False). Restore it or delete the file.",
+            )
+        return raw, record
+
+    def _read_if_exists(self, path: str, *, to_the_end: bool = True) -> bytes | None:
+        """The content of the file at ``path``, ``None`` if it is absent.
+
+        With ``to_the_end`` false, a first read shorter than asked is taken for the whole
+        file (what a regular file gives), which saves the read that would return nothing;
+        the caller checks what it got and calls again with ``to_the_end`` if it is cut.
+        """
         # os.open and os.read: a metadata file is read on every get, and a buffered file
         # object around it would cost more than the read itself
         try:
@@ -502,7 +529,10 @@ class LocalFileStorage(FileStorage):
         except OSError as exc:
             raise self._failure("read", path, exc) from exc
         try:
-            pieces = []
+            piece = os.read(fd, _METADATA_READ)
+            if not to_the_end and len(piece) < _METADATA_READ:
+                return piece
+            pieces = [piece]
             while piece := os.read(fd, _METADATA_READ):
                 pieces.append(piece)
             return pieces[0] if len(pieces) == 1 else b"".join(pieces)
@@ -510,19 +540,6 @@ class LocalFileStorage(FileStorage):
             raise self._failure("read", path, exc) from exc
         finally:
             os.close(fd)
-
-    def _parse_metadata(self, path: str, raw: bytes) -> dict[str, Any]:
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            raise CorruptMetadata(
-                self.description,
-                f"the metadata file {path!r} is not a JSON object: it was damaged outside "
-                "sa_depot (or by a power loss with fsync=False). Restore it or delete the file.",
-            )
-        return record
 
     def _info(self, file_id: str, path: str, record: dict[str, Any]) -> FileInfo:
         try:
@@ -567,36 +584,52 @@ class LocalFileStorage(FileStorage):
         return ids
 
     # -- writing -----------------------------------------------------------------------------
+    # The steps of a write turn an OSError into a StorageError with ``try``/``except`` rather
+    # than ``with self._disk(...)``: a small create takes about ten of them, and a context
+    # manager costs three calls each where a ``try`` costs nothing until something fails.
     def _write_blob(self, path: str, content: IncomingContent) -> None:
         fd = self._create_exclusive(path)
         try:
             for chunk in content.chunks():  # errors of the input stream propagate unchanged
                 self._write_all(fd, path, chunk)
-            with self._disk("write", path):
+            try:
                 if self.fsync:
                     os.fsync(fd)
-                if os.fstat(fd).st_nlink == 0:
-                    raise StorageError(
-                        self.description,
-                        f"{path!r} was deleted while it was being written; is "
-                        "remove_incomplete() running with too short a grace period?",
-                    )
+                unlinked = os.fstat(fd).st_nlink == 0
+            except OSError as exc:
+                raise self._failure("write", path, exc) from exc
+            if unlinked:
+                raise StorageError(
+                    self.description,
+                    f"{path!r} was deleted while it was being written; is "
+                    "remove_incomplete() running with too short a grace period?",
+                )
         except BaseException:
             _close_quietly(fd)
             raise
-        with self._disk("close", path):
-            os.close(fd)
+        self._close(fd, path)
 
     def _create_exclusive(self, path: str) -> int:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
-        with self._disk("create", path):
-            return os.open(path, flags, 0o666)
+        try:
+            return os.open(path, _CREATE_FLAGS, 0o666)
+        except OSError as exc:
+            raise self._failure("create", path, exc) from exc
 
     def _write_all(self, fd: int, path: str, data: bytes) -> None:
-        view = memoryview(data)
-        with self._disk("write", path):
-            while view:
-                view = view[os.write(fd, view) :]
+        try:
+            written = os.write(fd, data)
+            if written < len(data):  # a short write: write the rest
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
+        except OSError as exc:
+            raise self._failure("write", path, exc) from exc
+
+    def _close(self, fd: int, path: str) -> None:
+        try:
+            os.close(fd)
+        except OSError as exc:
+            raise self._failure("close", path, exc) from exc
 
     def _commit_metadata(self, paths: _Paths, data: bytes, previous: _Located | None) -> None:
         """Atomically make ``data`` the metadata of ``paths``: the commit point of a write.
@@ -615,10 +648,11 @@ class LocalFileStorage(FileStorage):
             except BaseException:
                 _close_quietly(fd)
                 raise
-            with self._disk("close", tmp):
-                os.close(fd)
-            with self._disk("commit the metadata", paths.metadata):
+            self._close(fd, tmp)
+            try:
                 os.replace(tmp, paths.metadata)
+            except OSError as exc:
+                raise self._failure("commit the metadata", paths.metadata, exc) from exc
             swapped = True
             if self.fsync:
                 self._sync_directory(paths.directory)
@@ -645,15 +679,16 @@ class LocalFileStorage(FileStorage):
     def _make_directories(self, directory: str) -> None:
         # One system call when the directory exists or only its leaf is new (most creates):
         # the mkdir itself says which, where a stat first would cost one more.
-        with self._disk("create the directory", directory):
-            try:
-                os.mkdir(directory)
-            except FileExistsError:
-                return
-            except FileNotFoundError:
-                made = False
-            else:
-                made = True
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            return
+        except FileNotFoundError:
+            made = False
+        except OSError as exc:
+            raise self._failure("create the directory", directory, exc) from exc
+        else:
+            made = True
         if made:
             if self.fsync:
                 self._sync_directory(os.path.dirname(directory))
@@ -744,6 +779,18 @@ class _DiskErrors:
     ) -> None:
         if isinstance(exc, OSError) and not isinstance(exc, StorageError):
             raise self.storage._failure(self.action, self.path, exc) from exc
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` parsed as a JSON object, or ``None`` if it is not one."""
+    try:
+        # as text: json.loads would first sniff bytes for UTF-16 and UTF-32, which no
+        # metadata file is written in (it is ASCII JSON; a UTF-8 decoding error is a
+        # ValueError, so damaged bytes count as damaged metadata all the same)
+        record = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _remove_quietly(path: str) -> None:

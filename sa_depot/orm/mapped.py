@@ -9,8 +9,7 @@ the record with it.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
@@ -111,14 +110,26 @@ def field_name(mapper: Mapper[Any], key: str) -> str:
     return f"{mapper.class_.__name__}.{key}"
 
 
-@contextmanager
-def validated_in(name: str) -> Iterator[None]:
+class validated_in:
     """Name the field ``name`` in a :class:`~sa_depot.exceptions.ValidationFailed` raised
-    in the block (the stream that found the violations does not know the field)."""
-    try:
-        yield
-    except ValidationFailed as exc:
-        raise exc.in_field(name) from None
+    in the block (the stream that found the violations does not know the field).
+
+    A class rather than a ``@contextmanager`` generator: every assignment of a file
+    attribute enters one, and a generator-based context costs twice the calls."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, ValidationFailed):
+            raise exc.in_field(self.name) from None
 
 
 __all__ = [

@@ -51,9 +51,9 @@ def in_async_session() -> bool:
 def on_event_loop() -> bool:
     """Whether this code runs on the thread of a running event loop, outside SQLAlchemy's
     greenlet: blocking here stalls every task of the loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    # _get_running_loop (public in asyncio.events) answers None where get_running_loop
+    # raises: this runs on every assignment of a file attribute, mostly without a loop
+    if asyncio.events._get_running_loop() is None:
         return False
     return not in_async_session()
 
