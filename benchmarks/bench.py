@@ -187,7 +187,12 @@ def main() -> None:
         help="rewrite the output from the last run's measurements (after editing ANALYSIS.md)",
     )
     args = parser.parse_args()
-    saved = WORK / "results.pickle"
+    # the measurements of this output's last run (an exploratory run written elsewhere must
+    # not replace the ones --render-only uses for RESULTS.md)
+    output = Path(args.output)
+    saved = WORK / (
+        "results.pickle" if output == BENCH_DIR / "RESULTS.md" else f"{output.stem}.pickle"
+    )
     if args.render_only:
         results, repetitions, elapsed = pickle.loads(saved.read_bytes())
         Path(args.output).write_text(render(results, repetitions, elapsed))
@@ -217,7 +222,7 @@ def main() -> None:
     saved.write_bytes(pickle.dumps((results, args.repetitions, elapsed)))
     Path(args.output).write_text(render(results, args.repetitions, elapsed))
     raw = {r.name: r.samples.values for r in results}
-    (WORK / "samples.json").write_text(json.dumps(raw, indent=1))
+    (WORK / saved.name.replace(".pickle", ".samples.json")).write_text(json.dumps(raw, indent=1))
     print(f"wrote {args.output} in {elapsed / 60:.1f} min", file=sys.stderr)
 
 
