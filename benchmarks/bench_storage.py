@@ -97,6 +97,35 @@ def raw_contender(directory: Path, fsync: bool) -> Contender:
     return Contender(create=create, read=read, delete=delete)
 
 
+def atomic_contender(directory: Path) -> Contender:
+    """Guarantee 7's recipe on plain files in one directory, and nothing else: write a
+    temporary file, fsync it, rename it to its name, fsync the directory. No metadata, no
+    checksum, no shard directories: the ceiling of any atomic, durable create that keeps its
+    metadata inside the content's own file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    plain = raw_contender(directory, fsync=True)
+
+    def create(data: bytes) -> str:
+        name = str(uuid.uuid4())
+        path = os.path.join(directory, name)
+        tmp = path + ".tmp"
+        fd = os.open(tmp, flags, 0o666)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return name
+
+    return Contender(create=create, read=plain.read, delete=plain.delete)
+
+
 def make_contender(name: str) -> Contender:
     directory = fresh_dir("small", name)
     if name == "sa_depot local fsync":
@@ -123,6 +152,8 @@ def make_contender(name: str) -> Contender:
         return raw_contender(directory, fsync=True)
     if name == "raw no-fsync":
         return raw_contender(directory, fsync=False)
+    if name == "raw atomic fsync":
+        return atomic_contender(directory)
     raise ValueError(name)
 
 
@@ -134,6 +165,7 @@ SMALL_CONTENDERS = [
     "filedepot memory",
     "raw fsync",
     "raw no-fsync",
+    "raw atomic fsync",
 ]
 
 
@@ -206,6 +238,14 @@ def small_files(repetitions: int) -> SectionResult:
             ),
             Target(
                 section,
+                "ceiling of an atomic durable create (guarantee 7's recipe alone)",
+                "raw atomic fsync",
+                "raw fsync",
+                "create/s",
+                0.0,
+            ),
+            Target(
+                section,
                 "local create, fsync off",
                 "sa_depot local no-fsync",
                 "raw no-fsync",
@@ -234,6 +274,8 @@ def small_files(repetitions: int) -> SectionResult:
             "content; sa_depot still hashes it (SHA-256) and writes its metadata atomically.",
             "raw fsync = open, write, fsync, close one plain file: no metadata, no atomic "
             "rename, no directory fsync (so a power loss may still lose the file's name).",
+            "raw atomic fsync = guarantee 7's recipe and nothing else: write a temporary file, "
+            "fsync, rename, fsync the directory (two flushes against raw fsync's one).",
         ],
     )
 
