@@ -53,6 +53,14 @@ DEFERRED_LIMIT = 100
 DEFERRED_SECONDS = 2.0
 
 
+#: The journal's statements on the path of every deleting transaction, built once (a prebuilt
+#: statement keeps its cache key; one built per call computes it anew).
+_INSERT = pending_removals.insert()
+_DELETE_PATHS = pending_removals.delete().where(
+    pending_removals.c.path.in_(sa.bindparam("paths", expanding=True))
+)
+
+
 @dataclass
 class _Waiting:
     since: float
@@ -94,7 +102,7 @@ def record_removals(connection: sa.Connection, paths: Sequence[str]) -> None:
     ensure_schema(connection)
     now = utcnow()
     connection.execute(
-        pending_removals.insert(),
+        _INSERT,
         [{"path": p, "storage": storage_of(p), "scheduled_at": now, "attempts": 0} for p in paths],
     )
 
@@ -147,8 +155,7 @@ def _take_completed(engine: sa.Engine) -> list[str]:
 
 def _delete_rows(conn: sa.Connection, paths: Sequence[str]) -> None:
     for start in range(0, len(paths), BATCH_SIZE):
-        batch = paths[start : start + BATCH_SIZE]
-        conn.execute(pending_removals.delete().where(pending_removals.c.path.in_(batch)))
+        conn.execute(_DELETE_PATHS, {"paths": list(paths[start : start + BATCH_SIZE])})
 
 
 def complete_removals(bind: sa.Engine | sa.Connection, paths: Iterable[str]) -> None:

@@ -44,6 +44,9 @@ ERROR_LENGTH = 2000
 _enqueued: weakref.WeakKeyDictionary[sa.Connection, list[str]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
+#: :func:`cancel`'s statement, on the path of transactions releasing queued files: built once.
+_CANCEL = promotions.delete().where(promotions.c.path.in_(sa.bindparam("paths", expanding=True)))
+
 
 @dataclass(frozen=True)
 class Promotion:
@@ -164,7 +167,7 @@ def finish(connection: sa.Connection, path: str) -> None:
 def cancel(connection: sa.Connection, paths: Sequence[str]) -> None:
     """Delete the journal rows of ``paths``, queued files a row let go of (replaced or
     deleted) before their promotion, in the caller's transaction."""
-    connection.execute(promotions.delete().where(promotions.c.path.in_(list(paths))))
+    connection.execute(_CANCEL, {"paths": list(paths)})
 
 
 def record_failure(

@@ -17,7 +17,8 @@ count on the other (the decision is made under the lock). A transaction attachin
 a committed transaction released meanwhile finds the file's row gone and its removal
 journaled, and raises :class:`~sa_depot.exceptions.FileDiscarded`.
 
-Every locking read finds rows by their primary key, so that InnoDB (MySQL, MariaDB) locks the
+Every locking read (and the ``DELETE ... RETURNING`` that stands for one in
+:func:`detach_rows`) finds rows by their primary key, so that InnoDB (MySQL, MariaDB) locks the
 rows themselves and not the gaps between index entries, which would make transactions that
 touch unrelated files wait for, and deadlock with, each other. Gaps are locked only where a
 key is probed that may be absent: files the registry does not know yet.
@@ -58,10 +59,53 @@ UNKNOWN_ROW = ""
 #: ``IN`` lists are sent in batches of at most this many keys.
 BATCH_SIZE = 500
 
-#: The two statements of every registration, built once: a statement object built anew for
-#: each execution has its cache key computed anew too, a prebuilt one keeps it.
+#: The statements of every registration and release, built once: a statement object built
+#: anew for each execution has its cache key computed anew too (most of the Python cost of a
+#: statement on a fast database), a prebuilt one keeps it. ``IN`` lists are expanding bound
+#: parameters (``paths``, ``keys``), given a batch at each execution.
 _INSERT_FILES = files.insert()
 _INSERT_ATTACHMENTS = attachments.insert()
+_LOCK_FILES = (
+    sa.select(files.c.path, files.c.refs)
+    .where(files.c.path.in_(sa.bindparam("paths", expanding=True)))
+    .order_by(files.c.path)
+    .with_for_update()
+)
+_USED_FILES = sa.select(files.c.path).where(
+    files.c.path.in_(sa.bindparam("paths", expanding=True)), files.c.refs > 0
+)
+_SET_USES = files.update().where(files.c.path == sa.bindparam("p")).values(refs=sa.bindparam("r"))
+_DELETE_FILES = files.delete().where(files.c.path.in_(sa.bindparam("paths", expanding=True)))
+_LOCK_ATTACHMENTS = (
+    sa.select(attachments.c.key, attachments.c.uses)
+    .where(attachments.c.key.in_(sa.bindparam("keys", expanding=True)))
+    .order_by(attachments.c.key)
+    .with_for_update()
+)
+_DELETE_ATTACHMENTS = attachments.delete().where(
+    attachments.c.key.in_(sa.bindparam("keys", expanding=True))
+)
+#: Where the dialect has ``DELETE ... RETURNING``: the locking read of a row's own attachments
+#: and their deletion in one statement (see :func:`detach_rows`).
+_DELETE_ATTACHMENTS_RETURNING = _DELETE_ATTACHMENTS.returning(attachments.c.key, attachments.c.uses)
+_DELETE_ATTACHMENTS_OF_PATHS = attachments.delete().where(
+    attachments.c.path.in_(sa.bindparam("paths", expanding=True))
+)
+_SET_ATTACHMENT_USES = (
+    attachments.update()
+    .where(attachments.c.key == sa.bindparam("k"))
+    .values(uses=sa.bindparam("u"))
+)
+_ADD_ATTACHMENT_USE = (
+    attachments.update()
+    .where(attachments.c.key == sa.bindparam("k"))
+    .values(uses=attachments.c.uses + 1)
+)
+_LOCK_JOURNALED = (
+    sa.select(pending_removals.c.path)
+    .where(pending_removals.c.path.in_(sa.bindparam("paths", expanding=True)))
+    .with_for_update(read=True)
+)
 
 
 @dataclass(frozen=True)
@@ -181,13 +225,9 @@ def attach(
     if ref.key == UNKNOWN_ROW:  # one more use of the column's attachment of unknown rows
         for key, path in keys.items():
             if key in found:
-                connection.execute(
-                    attachments.update()
-                    .where(attachments.c.key == key)
-                    .values(uses=attachments.c.uses + 1)
-                )
+                connection.execute(_ADD_ATTACHMENT_USE, {"k": key})
             else:
-                connection.execute(attachments.insert().values(_attachment(ref, path, now)))
+                connection.execute(_INSERT_ATTACHMENTS, _attachment(ref, path, now))
             added.append(path)
     else:
         fresh = [path for key, path in keys.items() if key not in found]
@@ -213,6 +253,28 @@ def detach_rows(connection: sa.Connection, rows: Iterable[tuple[RowRef, Iterable
     changes), as if they let go of their files one after the other: the file rows of every
     path are locked by one locking read (in path order), their attachments by another, and
     each kind of change is one statement for all the rows (per :data:`BATCH_SIZE` keys).
+
+    Where the dialect has ``DELETE ... RETURNING`` (PostgreSQL, SQLite 3.35 and later,
+    MariaDB) and every row's key is known, the locking read of the rows' own attachments and
+    their deletion are one statement, ``DELETE ... WHERE key IN (...) RETURNING key, uses``:
+    every attachment that read finds is deleted anyway. The locking contract (module docs)
+    still holds, and no transaction waits where it did not:
+
+    * the ``DELETE`` takes the locks the locking read took: exclusive locks on the same
+      rows, found by their primary key (absent keys probed alike), at the same point (after
+      the file rows, before any other change), kept until the transaction ends;
+    * nobody else can be after those rows at the same time, so the order in which the
+      ``DELETE`` visits them (no ``ORDER BY``; in practice the primary key's index order, as
+      the locking read's) cannot matter: each belongs to a row whose lock the flush or
+      statement holds (the keys are known), and each names a file whose row
+      :func:`lock_files` just locked, which :func:`attach` and :func:`detach_rows` lock
+      before any attachment. (The collector's :func:`forget` deletes attachments by path
+      without that lock: the locking read waited on it exactly as the ``DELETE`` does.)
+
+    The attachments of unknown rows (:data:`UNKNOWN_ROW`), shared by the column's rows whose
+    key was not recorded, belong to no user row whose lock is held, and may lose only some
+    of their uses: they keep the locking read and a ``DELETE`` of their own, as do dialects
+    without ``DELETE ... RETURNING`` (MySQL).
     """
     release = Release()
     wanted = [(ref, canonical(paths)) for ref, paths in rows]
@@ -226,11 +288,18 @@ def detach_rows(connection: sa.Connection, rows: Iterable[tuple[RowRef, Iterable
         mine.update((ref.attachment_key(p), p) for p in paths if p in counts)
     if not mine:
         return release
-    found = _lock_attachments(connection, list(mine))
+    merged = connection.dialect.delete_returning and all(
+        ref.key != UNKNOWN_ROW for ref, _ in wanted
+    )
+    if merged:
+        found = _delete_attachments(connection, list(mine))
+    else:
+        found = _lock_attachments(connection, list(mine))
     let_go: dict[str, int] = {}
-    delete = [key for key in mine if key in found]
-    for key in delete:
+    own = [key for key in mine if key in found]
+    for key in own:
         let_go[mine[key]] = let_go.get(mine[key], 0) + found[key]
+    delete = [] if merged else own  # attachment rows still to delete
     # A row written without its key, perhaps: the column's attachment of unknown rows stands
     # for it, one use per row that finds no attachment of its own.
     wanted_uses: dict[str, int] = {}  # stand-in key -> rows asking it for a use
@@ -254,17 +323,14 @@ def detach_rows(connection: sa.Connection, rows: Iterable[tuple[RowRef, Iterable
                 delete.append(key)
         if fewer:
             connection.execute(
-                attachments.update()
-                .where(attachments.c.key == sa.bindparam("k"))
-                .values(uses=sa.bindparam("u")),
-                [{"k": key, "u": uses} for key, uses in fewer.items()],
+                _SET_ATTACHMENT_USES, [{"k": key, "u": uses} for key, uses in fewer.items()]
             )
     for batch in _batches(sorted(delete)):
-        connection.execute(attachments.delete().where(attachments.c.key.in_(batch)))
+        connection.execute(_DELETE_ATTACHMENTS, {"keys": batch})
     remaining = {path: counts[path] - uses for path, uses in let_go.items()}
     release.released = sorted(path for path, refs in remaining.items() if refs <= 0)
     for batch in _batches(release.released):
-        connection.execute(files.delete().where(files.c.path.in_(batch)))
+        connection.execute(_DELETE_FILES, {"paths": batch})
     _set_uses(connection, {p: refs for p, refs in sorted(remaining.items()) if refs > 0})
     return release
 
@@ -274,13 +340,8 @@ def lock_files(connection: sa.Connection, paths: Sequence[str]) -> dict[str, int
     ends; return the number of uses of each path that has one."""
     found: dict[str, int] = {}
     for batch in _batches(paths):
-        rows = connection.execute(
-            sa.select(files.c.path, files.c.refs)
-            .where(files.c.path.in_(batch))
-            .order_by(files.c.path)
-            .with_for_update()
-        )
-        found.update((row.path, int(row.refs)) for row in rows)
+        for path, refs in connection.execute(_LOCK_FILES, {"paths": batch}):
+            found[path] = int(refs)
     return found
 
 
@@ -288,11 +349,7 @@ def users_of(connection: sa.Connection, paths: Iterable[str]) -> set[str]:
     """Those of ``paths`` that some row uses, as ``connection`` sees them (registry form)."""
     used: set[str] = set()
     for batch in _batches(canonical(paths)):
-        used.update(
-            connection.execute(
-                sa.select(files.c.path).where(files.c.path.in_(batch), files.c.refs > 0)
-            ).scalars()
-        )
+        used.update(connection.execute(_USED_FILES, {"paths": batch}).scalars())
     return used
 
 
@@ -301,13 +358,7 @@ def journaled(connection: sa.Connection, paths: Sequence[str]) -> list[str]:
     so that the latest committed state is seen at any isolation level)."""
     found: list[str] = []
     for batch in _batches(paths):
-        found.extend(
-            connection.execute(
-                sa.select(pending_removals.c.path)
-                .where(pending_removals.c.path.in_(batch))
-                .with_for_update(read=True)
-            ).scalars()
-        )
+        found.extend(connection.execute(_LOCK_JOURNALED, {"paths": batch}).scalars())
     return sorted(set(found))
 
 
@@ -316,8 +367,8 @@ def forget(connection: sa.Connection, paths: Iterable[str]) -> None:
     see (the collector swept them)."""
     wanted = canonical(paths)
     for batch in _batches(wanted):
-        connection.execute(attachments.delete().where(attachments.c.path.in_(batch)))
-        connection.execute(files.delete().where(files.c.path.in_(batch)))
+        connection.execute(_DELETE_ATTACHMENTS_OF_PATHS, {"paths": batch})
+        connection.execute(_DELETE_FILES, {"paths": batch})
 
 
 def _missing_from_storage(path: str) -> bool:
@@ -346,23 +397,25 @@ def _lock_attachments(connection: sa.Connection, keys: Sequence[str]) -> dict[st
     """Lock the attachments of ``keys`` that exist; return their uses."""
     found: dict[str, int] = {}
     for batch in _batches(sorted(keys)):
-        rows = connection.execute(
-            sa.select(attachments.c.key, attachments.c.uses)
-            .where(attachments.c.key.in_(batch))
-            .order_by(attachments.c.key)
-            .with_for_update()
-        )
-        found.update((row.key, int(row.uses)) for row in rows)
+        for key, uses in connection.execute(_LOCK_ATTACHMENTS, {"keys": batch}):
+            found[key] = int(uses)
+    return found
+
+
+def _delete_attachments(connection: sa.Connection, keys: Sequence[str]) -> dict[str, int]:
+    """Delete the attachments of ``keys`` that exist (``DELETE ... RETURNING``: the dialect
+    must have it); return the uses they had."""
+    found: dict[str, int] = {}
+    for batch in _batches(sorted(keys)):
+        for key, uses in connection.execute(_DELETE_ATTACHMENTS_RETURNING, {"keys": batch}):
+            found[key] = int(uses)
     return found
 
 
 def _set_uses(connection: sa.Connection, refs: dict[str, int]) -> None:
     """Set the number of uses of locked file rows."""
     if refs:
-        connection.execute(
-            files.update().where(files.c.path == sa.bindparam("p")).values(refs=sa.bindparam("r")),
-            [{"p": path, "r": count} for path, count in refs.items()],
-        )
+        connection.execute(_SET_USES, [{"p": path, "r": count} for path, count in refs.items()])
 
 
 def _insert_missing_files(connection: sa.Connection, paths: Sequence[str], now: datetime) -> None:

@@ -29,7 +29,7 @@ from sa_depot.direct.staging import is_upload_token
 from sa_depot.exceptions import BlockingStorageWarning, FileDiscarded, UnsupportedContent
 from sa_depot.fields.upload import ContentToStore, UploadedFile, paths_held, uploaded_files_in
 from sa_depot.orm import ledgers
-from sa_depot.orm.mapped import FileField, field_name, file_column, row_ref, validated_in
+from sa_depot.orm.mapped import FileField, field_name, locked_read, row_ref, validated_in
 from sa_depot.orm.offload import on_event_loop, storage_io, user_stacklevel
 
 #: ``InstanceState.info`` key: ``{attribute key: (value assigned, value made of it)}``.
@@ -232,12 +232,8 @@ def _select_current(
     locked until the transaction ends, so that no other transaction changes it in between."""
     if state.key is None:
         return None
-    column = file_column(mapper, key)
-    criteria = [pk == value for pk, value in zip(mapper.primary_key, state.key[1], strict=True)]
-    stmt = (
-        sa.select(column).select_from(mapper.persist_selectable).where(*criteria).with_for_update()
-    )
-    return connection.execute(stmt).scalar()
+    statement, names = locked_read(mapper, key)
+    return connection.execute(statement, dict(zip(names, state.key[1], strict=True))).scalar()
 
 
 __all__ = ["answer_for", "answer_for_row", "make_flush_listeners", "make_set_listener"]

@@ -19,6 +19,7 @@ from sa_depot.database.registry import RowRef, row_key
 from sa_depot.exceptions import ValidationFailed
 
 _INFO_KEY = "sa_depot.file_fields"
+_LOCKED_READS_KEY = "sa_depot.locked_reads"
 
 #: The equipped mappers, weakly (what each holds is on the mapper itself).
 _equipped: weakref.WeakSet[Mapper[Any]] = weakref.WeakSet()
@@ -81,6 +82,7 @@ def record_fields(mapper: Mapper[Any], fields: dict[str, FileField]) -> bool:
 
 def forget_fields(mapper: Mapper[Any]) -> None:
     mapper.class_manager.info.pop(_INFO_KEY, None)
+    mapper.class_manager.info.pop(_LOCKED_READS_KEY, None)
     _equipped.discard(mapper)
 
 
@@ -93,6 +95,35 @@ def file_column(mapper: Mapper[Any], key: str) -> sa.Column[Any]:
     column = mapper.get_property(key).columns[0]
     assert isinstance(column, sa.Column)
     return column
+
+
+def locked_read(mapper: Mapper[Any], key: str) -> tuple[sa.Select[Any], tuple[str, ...]]:
+    """The ``SELECT`` of attribute ``key``'s column in one row of ``mapper``'s table, found by
+    its primary key, ``FOR UPDATE``; and the names of its bound parameters, one per column of
+    ``mapper.primary_key`` in that order.
+
+    Built once per mapper and attribute and kept on the mapper's class manager (as the file
+    fields are): the flush runs it before every ``UPDATE`` or ``DELETE`` of a row with files,
+    and a statement built anew each time has its cache key computed anew too.
+    """
+    info = mapper.class_manager.info
+    reads: dict[str, tuple[sa.Select[Any], tuple[str, ...]]] | None = info.get(_LOCKED_READS_KEY)
+    if reads is None:
+        reads = info.setdefault(_LOCKED_READS_KEY, {})
+    found = reads.get(key)
+    if found is None:
+        names = tuple(f"sa_depot_pk_{index}" for index in range(len(mapper.primary_key)))
+        criteria = [
+            pk == sa.bindparam(name) for pk, name in zip(mapper.primary_key, names, strict=True)
+        ]
+        statement = (
+            sa.select(file_column(mapper, key))
+            .select_from(mapper.persist_selectable)
+            .where(*criteria)
+            .with_for_update()
+        )
+        found = reads[key] = (statement, names)
+    return found
 
 
 def row_ref(mapper: Mapper[Any], key: str, primary_key: tuple[Any, ...] | None) -> RowRef:
@@ -141,6 +172,7 @@ __all__ = [
     "file_fields_of",
     "forget_fields",
     "is_file_column",
+    "locked_read",
     "record_fields",
     "row_ref",
 ]
