@@ -6,12 +6,15 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import uuid
+import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -322,7 +325,7 @@ class SyscallLog:
         return self.events.index(event)
 
 
-def test_fsync_flushes_content_then_metadata_then_directory(
+def test_fsync_flushes_content_and_metadata_before_the_rename_and_the_directory_after(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = LocalFileStorage(root, fsync=True)
@@ -356,6 +359,156 @@ def test_fsync_false_never_calls_fsync(root: Path, monkeypatch: pytest.MonkeyPat
 
     assert [kind for kind, _ in log.events if kind.startswith("fsync")] == []
     assert [kind for kind, _ in log.events] == ["replace", "replace"]  # still atomic
+
+
+#: Content of a size no metadata file has, so that a patched os.fsync tells the blob apart.
+CONTENT = b"c" * 5000
+
+
+def flushed_kind(fd: int) -> str:
+    """What a write flushes through ``fd``: ``directory``, ``content`` or ``metadata``."""
+    info = os.fstat(fd)
+    if stat.S_ISDIR(info.st_mode):
+        return "directory"
+    return "content" if info.st_size == len(CONTENT) else "metadata"
+
+
+@pytest.mark.parametrize("operation", ["create", "replace"])
+def test_the_metadata_is_renamed_only_once_every_flush_before_it_has_completed(
+    root: Path, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """The blob's data, its directory entry, a new shard's directories and the metadata are
+    durable before the rename makes the metadata name the blob, whichever thread flushed them."""
+    storage = LocalFileStorage(root)
+    file_id = storage.create(b"previous") if operation == "replace" else ""
+    completed: set[int] = set()  # inodes whose fsync has returned
+    renamed: list[Any] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        kind = flushed_kind(fd)
+        if kind != "metadata":  # slow: a rename that did not wait for them would come first
+            time.sleep(0.2 if kind == "content" else 0.05)
+        real_fsync(fd)
+        completed.add(os.fstat(fd).st_ino)
+
+    def replace(src: Any, dst: Any) -> None:
+        directory = Path(dst).parent
+        blob = directory / json.loads(Path(src).read_text())["blob"]
+        durable_first = [blob, Path(src), directory]
+        if operation == "create":  # a new shard: its directories' entries too
+            durable_first += [root, directory.parent]
+        assert [p for p in durable_first if p.stat().st_ino not in completed] == []
+        real_replace(src, dst)
+        renamed.append(dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    if operation == "create":
+        file_id = storage.create(CONTENT)
+    else:
+        storage.replace(file_id, CONTENT)
+    monkeypatch.undo()
+
+    assert len(renamed) == 1
+    assert read_back(storage, file_id) == CONTENT
+
+
+def test_the_flushes_before_the_rename_overlap(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blob and the metadata are flushed at the same time: their waits for the disk
+    overlap rather than add up."""
+    storage = LocalFileStorage(root)
+    both_flushing = threading.Barrier(2, timeout=5)
+    met: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        kind = flushed_kind(fd)
+        if kind != "directory":
+            try:
+                both_flushing.wait()  # returns only once the other one is being flushed too
+                met.append(kind)
+            except threading.BrokenBarrierError:
+                pass
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    file_id = storage.create(CONTENT)
+    monkeypatch.undo()
+
+    assert sorted(met) == ["content", "metadata"]
+    assert read_back(storage, file_id) == CONTENT
+
+
+def test_fsync_false_starts_no_thread(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    storage = LocalFileStorage(root, fsync=False)
+    file_id = storage.create(CONTENT)
+    storage.replace(file_id, b"next")
+    storage.delete(file_id)
+
+    assert started == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_flushes_with_threads_of_its_own(root: Path) -> None:
+    """The parent's flushing threads do not exist in a child: it must not wait for them."""
+    storage = LocalFileStorage(root)
+    storage.create(b"parent")  # the parent's threads are running now
+    with warnings.catch_warnings():  # Python 3.12+ warns about forking a threaded process
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(30)  # a child waiting forever is killed instead
+            storage.create(b"child")
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted(read_back(storage, file_id) for file_id in storage.list()) == [
+        b"child",
+        b"parent",
+    ]
+
+
+EXITING_WRITER = """
+import atexit, sys
+from sa_depot.io.local import LocalFileStorage
+
+storage = LocalFileStorage(sys.argv[1])
+storage.create(b"before the exit")
+atexit.register(lambda: storage.create(b"at the exit"))  # the executor has shut down by then
+"""
+
+
+def test_a_process_that_flushed_in_threads_exits_and_can_still_write_at_exit(
+    root: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING_WRITER, str(root)],
+        capture_output=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=60,
+    )
+
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode()
+    storage = LocalFileStorage(root)
+    assert sorted(read_back(storage, file_id) for file_id in storage.list()) == [
+        b"at the exit",
+        b"before the exit",
+    ]
 
 
 # -- disk errors ------------------------------------------------------------------------------
@@ -464,6 +617,60 @@ def test_a_failing_directory_flush_after_the_commit_rolls_it_back(
     assert storage.list() == [file_id]
     assert read_back(storage, file_id) == b"previous"
     assert storage.info(file_id).filename == "previous.txt"
+
+
+@pytest.mark.parametrize("operation", ["create", "replace"])
+@pytest.mark.parametrize("flushed", ["content", "directory", "metadata"])
+def test_a_failing_flush_before_the_commit_raises_and_leaves_the_previous_state(
+    storage: LocalFileStorage, monkeypatch: pytest.MonkeyPatch, operation: str, flushed: str
+) -> None:
+    """The flushes before the rename run in several threads: a failure in any of them is the
+    same StorageError, once the others are done, and the write leaves nothing behind."""
+    file_id = storage.create(b"previous", "previous.txt")
+    before = files_under(storage)
+    failed_in: list[str] = []
+    renamed: list[Any] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        if not renamed and flushed_kind(fd) == flushed:
+            failed_in.append(threading.current_thread().name)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    def replace(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        renamed.append(dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(StorageError) as raised:
+        if operation == "create":
+            storage.create(CONTENT, "new.txt")
+        else:
+            storage.replace(file_id, CONTENT, "new.txt")
+    monkeypatch.undo()
+
+    message = str(raised.value)
+    named = {
+        "content": r"cannot write '[^']+\.[0-9a-f]{16}'",
+        "directory": r"cannot flush the directory '[^']+'",
+        "metadata": r"cannot write '[^']+\.json\.[0-9a-f]{16}\.tmp'",
+    }[flushed]
+    assert re.search(
+        f"{named}: No space left on device \\(ENOSPC\\); free some disk space", message
+    )
+    assert storage.storage_path in message
+    assert isinstance(raised.value.__cause__, OSError)
+    # the metadata is flushed by the writing thread, the others by the storage's threads
+    in_writing_thread = [name == threading.current_thread().name for name in failed_in]
+    assert in_writing_thread and all(in_writing_thread) == (flushed == "metadata")
+    assert renamed == []
+    assert files_under(storage) == before
+    assert storage.list() == [file_id]
+    assert read_back(storage, file_id) == b"previous"
+    assert storage.info(file_id).filename == "previous.txt"
+    assert read_back(storage, storage.create(b"next")) == b"next"  # the threads still work
 
 
 def test_a_permission_error_raises_storage_error_saying_what_to_do(

@@ -18,30 +18,37 @@ way. Directories a key made stay when its files are deleted (removing them could
 write into them).
 
 **How a write stays atomic.** The metadata file names the blob it describes
-(``{"blob": "<id>.<hex>", "filename": ..., "checksum": ...}``). :meth:`create` and
-:meth:`replace` stream the content into a *new* blob under a name nobody knows yet, fsync it,
-then atomically swap in the metadata (temporary file in the same directory, fsync,
-:func:`os.replace`, fsync of the directory) and only then remove the blob the old metadata
-named. A reader reads the metadata, then opens the blob it names, so it sees one version or the
-other, never a mix, and a reader that opened the old blob keeps reading it to the end (POSIX
-keeps an unlinked file alive while it is open). A blob is never renamed: its unique name only
-becomes reachable once the metadata names it, so it needs no temporary name of its own.
+(``{"blob": "<id>.<hex>", "filename": ..., "checksum": ...}``).
+:meth:`create` and :meth:`replace` stream the content into a *new* blob under a name nobody
+knows yet and write the new metadata into a temporary file in the same directory. Then they
+fsync, all at once, the blob, its directory (so that the blob's entry persists), the parents of
+any directory the write made, and the temporary file, and wait for every one of these flushes:
+none has to come before another, so their waits for the disk overlap (a few threads of the
+storage run them beside the writing one). Only then does :func:`os.replace` swap in the
+metadata (the commit point), the directory is fsynced again so that the rename persists, and
+the blob the old metadata named is removed. The metadata thus never names a blob whose content
+or directory entry a power loss could still take away. A reader reads the metadata, then opens
+the blob it names, so it sees one version or the other, never a mix, and a reader that opened
+the old blob keeps reading it to the end (POSIX keeps an unlinked file alive while it is open).
+A blob is never renamed: its unique name only becomes reachable once the metadata names it, so
+it needs no temporary name of its own.
 
-**What an interruption leaves.** An exception (a full disk, an input stream failing half way)
-removes everything the write created and leaves the previous version intact. A process killed
-mid-write can leave an unreferenced blob or a ``.tmp`` file: both are invisible (``list``,
-``get`` and ``exists`` ignore them) and :meth:`LocalFileStorage.remove_incomplete`, which the
-collector calls, deletes them once they are older than a grace period. Two concurrent
-:meth:`replace` calls on one id are last-writer-wins; the blob of the loser is left for
-``remove_incomplete`` too.
+**What an interruption leaves.** An exception (a full disk, an input stream failing half way, a
+flush failing in whichever thread) removes everything the write created and leaves the previous
+version intact. A process killed mid-write can leave an unreferenced blob or a ``.tmp`` file:
+both are invisible (``list``, ``get`` and ``exists`` ignore them) and
+:meth:`LocalFileStorage.remove_incomplete`, which the collector calls, deletes them once they
+are older than a grace period. Two concurrent :meth:`replace` calls on one id are
+last-writer-wins; the blob of the loser is left for ``remove_incomplete`` too.
 
 **filedepot compatibility.** Files written by filedepot's ``LocalFileStorage``
 (``<id>/file`` and ``<id>/metadata.json``) are read, listed, replaced (the new version is
 written in the layout above and the old directory removed) and deleted.
 
-``fsync=False`` skips every fsync: writes are still atomic for other processes, but a power
-loss may lose files whose commit was reported. On macOS ``os.fsync`` does not flush the drive's
-own cache; use a file system or mount options that do if that matters.
+``fsync=False`` skips every fsync (and starts no thread): writes are still atomic for other
+processes, but a power loss may lose files whose commit was reported. On macOS ``os.fsync``
+does not flush the drive's own cache; use a file system or mount options that do if that
+matters.
 
 Written for POSIX file semantics (Linux, macOS, BSD): a reader keeps an unlinked file open, and
 a rename replaces its target atomically. It is not tested on Windows.
@@ -55,11 +62,13 @@ import io
 import json
 import logging
 import os
+import queue
 import re
 import secrets
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -111,6 +120,11 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
 #: What a plain path component may not hold.
 _SEPARATORS = frozenset({os.sep, os.altsep or os.sep, "\0"})
+
+#: Threads a storage flushes files in, besides the writing thread: a write has its blob, its
+#: directory and the parents of the directories it made flushed there while it flushes its
+#: metadata itself.
+_FLUSHING_THREADS = 3
 
 #: What to do about the errors a disk commonly reports.
 _ERRNO_ADVICE = {
@@ -207,8 +221,10 @@ class LocalFileStorage(FileStorage):
     :param storage_path: the directory holding the files; created (with its parents) if
         missing, unless ``create_directory`` is false. Nothing else is done until the first write.
     :param fsync: flush content, metadata and directory entries to the disk before a write
-        returns, so that committed files survive a power loss. ``False`` is faster and still
-        atomic for every reader, but not durable.
+        returns, so that committed files survive a power loss. The flushes a write needs
+        before its commit run concurrently, in up to three threads that the storage starts on
+        its first write (and again in a forked child). ``False`` is faster and still atomic
+        for every reader, but not durable.
     :param chunk_size: bytes read and written at a time; memory use stays near this.
     :param create_directory: ``False`` creates nothing: when ``storage_path`` does not exist,
         listing and writing raise :class:`~sa_depot.exceptions.StorageError` and reading a
@@ -239,6 +255,8 @@ class LocalFileStorage(FileStorage):
         self.fsync = fsync
         self.chunk_size = chunk_size
         self.create_directory = create_directory
+        #: What flushes a write's files concurrently (``fsync`` only; made on first use).
+        self._flushing: _FlushingThreads | None = None
         if create_directory:
             with self._disk("create the storage directory", self.root):
                 os.makedirs(self.root, exist_ok=True)
@@ -250,17 +268,45 @@ class LocalFileStorage(FileStorage):
     # -- the primitives ----------------------------------------------------------------------
     def _write(self, content: IncomingContent, *, replace: bool) -> None:
         paths = self._paths(content.info.file_id)
-        self._make_directories(paths.directory)
+        added_to = self._make_directories(paths.directory)
         blob_name = f"{paths.name}.{secrets.token_hex(8)}"
         blob_path = paths.blob(blob_name)
+        tmp = f"{paths.metadata}.{secrets.token_hex(8)}{_TMP_SUFFIX}"
+        blob_fd = tmp_fd = -1  # open while >= 0
+        previous: _Located | None = None
+        swapped = False
         try:
-            self._write_blob(blob_path, content)
-            if self.fsync:  # the blob's directory entry must be durable before it is named
-                self._sync_directory(paths.directory)
-            previous = self._previous_version(paths) if replace else None
+            blob_fd = self._create_exclusive(blob_path)
+            for chunk in content.chunks():  # errors of the input stream propagate unchanged
+                self._write_all(blob_fd, blob_path, chunk)
             record = {"blob": blob_name, **content.info.to_dict()}
-            self._commit_metadata(paths, json.dumps(record).encode("utf-8"), previous)
+            tmp_fd = self._create_exclusive(tmp)
+            self._write_all(tmp_fd, tmp, json.dumps(record).encode("utf-8"))
+            if self.fsync:  # all of it durable before the rename makes the metadata name it
+                self._flush_before_commit(
+                    blob_fd, blob_path, tmp_fd, tmp, (*added_to, paths.directory)
+                )
+            self._check_linked(blob_fd, blob_path)
+            fd, blob_fd = blob_fd, -1
+            self._close(fd, blob_path)
+            fd, tmp_fd = tmp_fd, -1
+            self._close(fd, tmp)
+            previous = self._previous_version(paths) if replace else None
+            try:
+                os.replace(tmp, paths.metadata)  # the commit point
+            except OSError as exc:
+                raise self._failure("commit the metadata", paths.metadata, exc) from exc
+            swapped = True
+            if self.fsync:
+                self._sync_directory(paths.directory)
         except BaseException:
+            if blob_fd >= 0:
+                _close_quietly(blob_fd)
+            if tmp_fd >= 0:
+                _close_quietly(tmp_fd)
+            _remove_quietly(tmp)
+            if swapped:
+                self._restore_metadata(paths, previous)
             _remove_quietly(blob_path)
             raise
         if previous is not None:
@@ -587,27 +633,18 @@ class LocalFileStorage(FileStorage):
     # The steps of a write turn an OSError into a StorageError with ``try``/``except`` rather
     # than ``with self._disk(...)``: a small create takes about ten of them, and a context
     # manager costs three calls each where a ``try`` costs nothing until something fails.
-    def _write_blob(self, path: str, content: IncomingContent) -> None:
-        fd = self._create_exclusive(path)
+    def _check_linked(self, fd: int, path: str) -> None:
+        """Refuse a blob that was unlinked while it was being written."""
         try:
-            for chunk in content.chunks():  # errors of the input stream propagate unchanged
-                self._write_all(fd, path, chunk)
-            try:
-                if self.fsync:
-                    os.fsync(fd)
-                unlinked = os.fstat(fd).st_nlink == 0
-            except OSError as exc:
-                raise self._failure("write", path, exc) from exc
-            if unlinked:
-                raise StorageError(
-                    self.description,
-                    f"{path!r} was deleted while it was being written; is "
-                    "remove_incomplete() running with too short a grace period?",
-                )
-        except BaseException:
-            _close_quietly(fd)
-            raise
-        self._close(fd, path)
+            unlinked = os.fstat(fd).st_nlink == 0
+        except OSError as exc:
+            raise self._failure("write", path, exc) from exc
+        if unlinked:
+            raise StorageError(
+                self.description,
+                f"{path!r} was deleted while it was being written; is "
+                "remove_incomplete() running with too short a grace period?",
+            )
 
     def _create_exclusive(self, path: str) -> int:
         try:
@@ -631,36 +668,72 @@ class LocalFileStorage(FileStorage):
         except OSError as exc:
             raise self._failure("close", path, exc) from exc
 
-    def _commit_metadata(self, paths: _Paths, data: bytes, previous: _Located | None) -> None:
-        """Atomically make ``data`` the metadata of ``paths``: the commit point of a write.
+    def _flush_before_commit(
+        self, blob_fd: int, blob_path: str, tmp_fd: int, tmp: str, directories: tuple[str, ...]
+    ) -> None:
+        """fsync the blob, ``directories`` (the blob's and those that got a new directory) and
+        the metadata's temporary file, concurrently; return once all of them are durable.
 
-        On failure the previous metadata (if any) is put back and the exception re-raised.
+        None of them needs another first: they only have to be done before the rename, and
+        fsyncs issued together overlap their waits (on ext4 they can share one journal
+        commit), where one after the other each waits for the disk alone.
+
+        :raises StorageError: a flush failed (the first failing one in the order blob,
+            directories, temporary file), once the others have finished.
         """
-        tmp = f"{paths.metadata}.{secrets.token_hex(8)}{_TMP_SUFFIX}"
-        swapped = False
+        jobs = [(blob_fd, "write", blob_path)]
+        opened: list[int] = []
         try:
-            fd = self._create_exclusive(tmp)
-            try:
-                self._write_all(fd, tmp, data)
-                if self.fsync:
-                    with self._disk("write", tmp):
-                        os.fsync(fd)
-            except BaseException:
+            if os.name != "nt":  # directories cannot be opened on Windows; NTFS journals renames
+                for directory in directories:
+                    try:
+                        fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+                    except OSError as exc:
+                        raise self._failure("flush the directory", directory, exc) from exc
+                    opened.append(fd)
+                    jobs.append((fd, "flush the directory", directory))
+            jobs.append((tmp_fd, "write", tmp))
+            self._fsync_all(jobs)
+        finally:
+            for fd in opened:
                 _close_quietly(fd)
-                raise
-            self._close(fd, tmp)
-            try:
-                os.replace(tmp, paths.metadata)
-            except OSError as exc:
-                raise self._failure("commit the metadata", paths.metadata, exc) from exc
-            swapped = True
-            if self.fsync:
-                self._sync_directory(paths.directory)
-        except BaseException:
-            _remove_quietly(tmp)
-            if swapped:
-                self._restore_metadata(paths, previous)
-            raise
+
+    def _fsync_all(self, jobs: list[tuple[int, str, str]]) -> None:
+        """fsync the ``(fd, action, path)`` of ``jobs``: all but the last in the flushing
+        threads while they are free, the rest in this thread; once all have finished, raise
+        the first failure as a StorageError saying ``cannot <action> <path>``."""
+        threads = self._flushing_threads()
+        futures = []
+        errors: list[BaseException | None] = [None] * len(jobs)
+        try:
+            for index in range(len(jobs) - 1):
+                future = threads.submit(jobs[index][0])
+                if future is None:  # every thread busy: flush the rest here
+                    break
+                futures.append(future)
+            for index in range(len(futures), len(jobs)):
+                try:
+                    os.fsync(jobs[index][0])
+                except OSError as exc:
+                    errors[index] = exc
+        finally:
+            for index, future in enumerate(futures):
+                # waits for it: no fd may be closed while a thread may still flush it
+                errors[index] = future.exception()
+        for (_, action, path), error in zip(jobs, errors, strict=True):
+            if isinstance(error, OSError):
+                raise self._failure(action, path, error) from error
+            if error is not None:
+                raise error
+
+    def _flushing_threads(self) -> _FlushingThreads:
+        """This storage's flushing threads, made on first use, and again in a forked child:
+        an executor inherited across a fork has no threads and would never run a job."""
+        threads = self._flushing
+        if threads is None or threads.pid != os.getpid():
+            # two threads' first writes may both get here: the one replaced ends when unused
+            threads = self._flushing = _FlushingThreads()
+        return threads
 
     def _restore_metadata(self, paths: _Paths, previous: _Located | None) -> None:
         """Best-effort undo of a metadata swap whose directory fsync failed."""
@@ -676,13 +749,15 @@ class LocalFileStorage(FileStorage):
             _remove_quietly(tmp)
             _log.error("could not restore the metadata %s after a failed write: %s", tmp, exc)
 
-    def _make_directories(self, directory: str) -> None:
+    def _make_directories(self, directory: str) -> tuple[str, ...]:
+        """Make ``directory`` and its missing parents; return the directories that got a new
+        entry, to be flushed with the write (nothing with ``fsync=False``)."""
         # One system call when the directory exists or only its leaf is new (most creates):
         # the mkdir itself says which, where a stat first would cost one more.
         try:
             os.mkdir(directory)
         except FileExistsError:
-            return
+            return ()
         except FileNotFoundError:
             made = False
         except OSError as exc:
@@ -690,14 +765,13 @@ class LocalFileStorage(FileStorage):
         else:
             made = True
         if made:
-            if self.fsync:
-                self._sync_directory(os.path.dirname(directory))
-            return
+            return (os.path.dirname(directory),) if self.fsync else ()
         # its parents are new too (a new shard, a key's folders), or the storage is missing
         self._check_directory()
         missing = [directory]
         while not os.path.isdir(os.path.dirname(missing[-1])) and missing[-1] != self.root:
             missing.append(os.path.dirname(missing[-1]))
+        added_to = []
         for path in reversed(missing):
             with self._disk("create the directory", path):
                 try:
@@ -705,7 +779,8 @@ class LocalFileStorage(FileStorage):
                 except FileExistsError:
                     continue
             if self.fsync:
-                self._sync_directory(os.path.dirname(path))
+                added_to.append(os.path.dirname(path))
+        return tuple(added_to)
 
     def _sync_directory(self, directory: str) -> None:
         """fsync a directory so that the entries just added to or removed from it persist."""
@@ -779,6 +854,45 @@ class _DiskErrors:
     ) -> None:
         if isinstance(exc, OSError) and not isinstance(exc, StorageError):
             raise self.storage._failure(self.action, self.path, exc) from exc
+
+
+class _FlushingThreads:
+    """A few threads that fsync files for the writes of one storage in one process.
+
+    A job never waits for a thread: when all are busy (many threads writing at once), the
+    writing thread flushes the file itself, as it would without them. The threads are the
+    executor's: idle ones end when the storage is garbage-collected, and at interpreter exit
+    the executor joins them after their current fsync (a write at exit flushes in its own
+    thread).
+    """
+
+    __slots__ = ("executor", "free", "pid")
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.executor = ThreadPoolExecutor(_FLUSHING_THREADS, "sa-depot-fsync")
+        #: One token per thread without a job: a semaphore whose every step is one C call.
+        self.free: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(_FLUSHING_THREADS):
+            self.free.put(None)
+
+    def submit(self, fd: int) -> Future[None] | None:
+        """fsync ``fd`` in a thread; ``None`` if none is free (the caller flushes it)."""
+        try:
+            self.free.get_nowait()
+        except queue.Empty:
+            return None
+        try:
+            return self.executor.submit(self._fsync, fd)
+        except RuntimeError:  # the interpreter is exiting: no new jobs
+            self.free.put(None)
+            return None
+
+    def _fsync(self, fd: int) -> None:
+        try:
+            os.fsync(fd)
+        finally:
+            self.free.put(None)
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
