@@ -5,8 +5,10 @@
 Operations: ``create`` (``count`` files of 1 KiB), ``read`` (get+read ``count`` of 200 files
 created beforehand), ``large`` (``count`` creates of a 16 MiB file, or raw copies of it),
 ``serve`` (``count`` GET requests of a 1 KiB file through the contender's WSGI middleware,
-called in-process as a server would: contenders ``sa_depot``, ``filedepot``). The
-parent runs each with ``count`` 0 and N and divides the difference by N, so that start-up and
+called in-process as a server would: contenders ``sa_depot``, ``filedepot``),
+``orm-insert``, ``orm-replace``, ``orm-delete`` (``count`` rows in transactions of 10, the ORM
+section's workload of :mod:`benchmarks.orm_worker` on SQLite, after the same set-up and warm-up
+whatever the count: contenders ``sa_depot``, ``filedepot``). The parent runs each with ``count`` 0 and N and divides the difference by N, so that start-up and
 set-up fall out.
 """
 
@@ -21,6 +23,8 @@ from benchmarks.bench_storage import CHUNK, make_contender
 from benchmarks.common import WORK, MiB, fresh_dir
 
 READ_FILES = 200
+#: Rows inserted before an ORM operation is counted (replace and delete work on them).
+ORM_SETUP_ROWS = 80
 LARGE_SIZE = 16 * MiB
 
 
@@ -96,9 +100,49 @@ def serve(contender: str, count: int) -> None:
             close()
 
 
+def orm(contender: str, operation: str, count: int) -> None:
+    """``count`` rows inserted, replaced or deleted as the ORM section does, on SQLite.
+
+    Set-up, the same for every count: the table, ``ORM_SETUP_ROWS`` rows inserted, then one
+    transaction of each kind (replace, delete) so that every statement is compiled and cached
+    before the rows that count.
+    """
+    import sqlalchemy as sa
+
+    from benchmarks import orm_worker
+
+    directory = fresh_dir("instructions", f"orm {contender} {operation}")
+    library = orm_worker.make_library(contender, str(directory / "files"))
+    model = orm_worker.make_model("rows", library)
+    engine = sa.create_engine(f"sqlite:///{directory / 'rows.sqlite'}")
+    orm_worker.Base.metadata.create_all(engine)
+    library.create_extra_tables(engine)
+    worker = orm_worker.Worker(library, model, engine)
+    batch = orm_worker.BATCH
+    for first in range(0, ORM_SETUP_ROWS, batch):
+        worker.insert(str(first))
+    worker.replace("0")
+    worker.delete(str(ORM_SETUP_ROWS - batch))
+    if operation == "orm-insert":
+        for first in range(ORM_SETUP_ROWS, ORM_SETUP_ROWS + count, batch):
+            worker.insert(str(first))
+    elif operation == "orm-replace":
+        for first in range(batch, batch + count, batch):
+            worker.replace(str(first))
+    elif operation == "orm-delete":
+        for first in range(batch, batch + count, batch):
+            worker.delete(str(first))
+    else:
+        raise ValueError(operation)
+    engine.dispose()
+
+
 def main() -> None:
     contender, operation, count_text = sys.argv[1:4]
     count = int(count_text)
+    if operation.startswith("orm-"):
+        orm(contender, operation, count)
+        return
     if operation == "large":
         large(contender, count)
         return
