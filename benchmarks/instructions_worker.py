@@ -8,8 +8,8 @@ created beforehand), ``large`` (``count`` creates of a 16 MiB file, or raw copie
 called in-process as a server would: contenders ``sa_depot``, ``filedepot``),
 ``orm-insert``, ``orm-replace``, ``orm-delete`` (``count`` rows in transactions of 10, the ORM
 section's workload of :mod:`benchmarks.orm_worker` on SQLite, after the same set-up and warm-up
-whatever the count: contenders ``sa_depot``, ``filedepot``). The parent runs each with ``count`` 0 and N and divides the difference by N, so that start-up and
-set-up fall out.
+whatever the count: contenders ``sa_depot``, ``filedepot``). The parent runs each with
+``count`` 0 and N and divides the difference by N, so that start-up and set-up fall out.
 """
 
 from __future__ import annotations
