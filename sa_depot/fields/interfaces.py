@@ -20,6 +20,8 @@ from typing import Any, NoReturn
 from sa_depot.io.interfaces import StoredFile
 from sa_depot.manager import DepotManager
 
+_set_slot = object.__setattr__
+
 
 class DepotFileInfo(dict[str, Any]):
     """An immutable dict describing stored files, readable as attributes (``info.file_id``).
@@ -38,9 +40,11 @@ class DepotFileInfo(dict[str, Any]):
         filters: Iterable[FileFilter] = (),
     ) -> None:
         super().__init__()
-        self._frozen = False
-        self._record: Any = None
-        self._original: Any = None
+        # The slots are set past __setattr__ (which only passes them on to object's), here
+        # and below: every upload and every loaded row builds a descriptor.
+        _set_slot(self, "_frozen", False)
+        _set_slot(self, "_record", None)
+        _set_slot(self, "_original", None)
         if isinstance(content, Mapping):
             dict.update(self, content)
             self.loaded()
@@ -51,7 +55,7 @@ class DepotFileInfo(dict[str, Any]):
             name = depot_name or DepotManager.get_default()
             DepotManager.get(name)
             dict.__setitem__(self, "depot_name", DepotManager.resolve_alias(name))
-            self._original = content
+            _set_slot(self, "_original", content)
             try:
                 self.process_content(content)
                 for file_filter in filters:
@@ -60,9 +64,9 @@ class DepotFileInfo(dict[str, Any]):
                 self.abort()
                 raise
             finally:
-                self._original = None  # the upload may be large: do not keep it alive
+                _set_slot(self, "_original", None)  # the upload may be large: let it go
             self.processed()
-        self._frozen = True
+        _set_slot(self, "_frozen", True)
 
     def process_content(
         self, content: Any, filename: str | None = None, content_type: str | None = None

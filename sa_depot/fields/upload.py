@@ -119,14 +119,18 @@ class UploadedFile(DepotFileInfo):
         self, content: Any, filename: str | None = None, content_type: str | None = None
     ) -> None:
         info, path = self._store_file(content, filename, content_type)
-        self["file_id"] = info.file_id
-        self["path"] = path
-        self["filename"] = info.filename
-        self["content_type"] = info.content_type
-        self["content_length"] = info.content_length
-        self["checksum"] = info.checksum
-        self["uploaded_at"] = utcnow().strftime(UPLOADED_AT_FORMAT)
-        self["_public_url"] = None  # computed by ``url`` when read: a stored one would expire
+        # one update, not a __setitem__ call per key: this runs for every upload
+        dict.update(
+            self,
+            file_id=info.file_id,
+            path=path,
+            filename=info.filename,
+            content_type=info.content_type,
+            content_length=info.content_length,
+            checksum=info.checksum,
+            uploaded_at=utcnow().strftime(UPLOADED_AT_FORMAT),
+            _public_url=None,  # computed by ``url`` when read: a stored one would expire
+        )
 
     def store_content(
         self, content: Any, filename: str | None = None, content_type: str | None = None

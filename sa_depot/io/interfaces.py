@@ -296,7 +296,10 @@ class FileStorage(abc.ABC):
     ) -> FileInfo:
         """Like :meth:`create`, but return the new file's metadata (id, filename, content
         type, length, checksum, time) as stored, without reading the file back."""
-        naming = _Naming(as_key_template(key), key_values)
+        if key is None and key_values is None:  # most creates: no need to build one
+            naming = _DEFAULT_NAMING
+        else:
+            naming = _Naming(as_key_template(key), key_values)
         return self._store(naming, content, filename, content_type, replace=False)
 
     def replace(
@@ -447,6 +450,10 @@ class _Naming:
 
     template: KeyTemplate | None
     values: Mapping[str, object] | None
+
+
+#: The naming of a create given neither a key nor key values.
+_DEFAULT_NAMING = _Naming(None, None)
 
 
 def _carries_metadata(content: object) -> bool:

@@ -142,8 +142,14 @@ def _chain(session: Session, transaction: SessionTransaction) -> Iterator[Ledger
 
 def losing(session: Session, transaction: SessionTransaction, paths: Iterable[str]) -> bool:
     """Whether the transaction (or an enclosing one) let go of any of ``paths``."""
+    # most flushes write new files in transactions that let go of none: no paths to compare
+    letting_go = [
+        found.removal_paths for found in _chain(session, transaction) if found.removal_paths
+    ]
+    if not letting_go:
+        return False
     wanted = set(registry.canonical(paths))
-    return any(wanted & found.removal_paths for found in _chain(session, transaction))
+    return any(wanted & removal_paths for removal_paths in letting_go)
 
 
 # == what flushes and statements report ==========================================================

@@ -43,7 +43,9 @@ lock = threading.RLock()
 #: Paths whose UploadedFile was garbage-collected before anything saved it. Appending to a
 #: deque is atomic, which is all a garbage-collector callback may safely do.
 _abandoned: collections.deque[str] = collections.deque()
-_live: weakref.WeakSet[UploadRecord] = weakref.WeakSet()
+#: The records waiting for their UploadedFile to be saved or collected. Holding them keeps
+#: alive the weak reference each holds to its UploadedFile, whose callback is the watch.
+_watched: set[UploadRecord] = set()
 _atexit: list[bool] = []  # registered once per process: a list, so no ``global`` is needed
 
 
@@ -79,7 +81,7 @@ class UploadRecord:
 
     __slots__ = (
         "__weakref__",
-        "_finalizer",
+        "_owner",
         "claim",
         "flushed",
         "ledger",
@@ -99,7 +101,8 @@ class UploadRecord:
         self.flushed = False
         #: Whether the file registry was told of the files once already.
         self.registered = False
-        self._finalizer: weakref.finalize[Any, Any] | None = None
+        #: A weak reference to the UploadedFile while nobody answers for it (:meth:`watch`).
+        self._owner: weakref.ref[Any] | None = None
 
     @property
     def path(self) -> str:
@@ -124,19 +127,24 @@ class UploadRecord:
     # -- nobody answers yet ------------------------------------------------------------------
     def watch(self, owner: object) -> None:
         """Queue the files for removal if ``owner`` is collected while nobody answers for them."""
-        self._finalizer = weakref.finalize(owner, _abandon, self)
-        self._finalizer.atexit = False
+        # A weak reference with a callback: weakref.finalize does the same with four times
+        # the work, on every upload. _watched keeps the reference alive until _unwatch.
+        self._owner = weakref.ref(owner, self._owner_collected)
         with lock:
-            _live.add(self)
+            _watched.add(self)
             if not _atexit:
                 atexit.register(_remove_unclaimed_at_exit)
                 _atexit.append(True)
 
+    def _owner_collected(self, owner: weakref.ref[Any]) -> None:
+        # A garbage-collector callback: no lock, no I/O (see the module docs); removing an
+        # item from a set is atomic, as appending to a deque is.
+        _watched.discard(self)
+        _abandon(self)
+
     def _unwatch(self) -> None:
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
-        _live.discard(self)
+        self._owner = None  # its callback goes with it
+        _watched.discard(self)
 
     # -- transitions -------------------------------------------------------------------------
     def answer_to(self, ledger: Answerer) -> None:
@@ -271,7 +279,7 @@ def _abandon(record: UploadRecord) -> None:
 
 
 def _remove_unclaimed_at_exit() -> None:
-    for record in list(_live):
+    for record in list(_watched):
         if record.unanswered:
             discard(record)
     remove_abandoned()

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import gc
 import io
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -253,6 +257,29 @@ def test_an_object_never_added_to_a_session_leaks_nothing(
     with Session(engine) as session:  # the next transaction's end cleans up
         session.execute(sa.select(1))
     assert depot.stored() == set()
+
+
+def test_uploads_nobody_answers_for_are_removed_when_the_process_exits(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from sa_depot.fields.upload import UploadedFile
+        from sa_depot.manager import DepotManager
+
+        storage = DepotManager.configure("files", {"depot.storage_path": sys.argv[1]})
+        kept = UploadedFile(b"never saved, still referenced at exit")
+        collected = UploadedFile(b"never saved, collected before exit")
+        del collected
+        print(len(storage.list()))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2"  # both were stored
+    remaining = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert remaining == []
 
 
 def test_reusing_a_descriptor_whose_upload_was_rolled_back_is_refused(
