@@ -4,6 +4,7 @@ leftovers and disk errors."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -549,6 +550,64 @@ def test_a_full_disk_raises_storage_error_and_leaves_nothing(
     assert raised.value.__cause__ is not None
     assert files_under(storage) == before
     assert storage.list() == [kept]
+
+
+LARGE = CHUNK * 6 + 7  # past the size from which a create writes beside its hashing
+
+
+def large_content(kind: str, tmp_path: Path) -> Any:
+    data = os.urandom(LARGE)
+    if kind == "bytes":
+        return data, data
+    path = tmp_path / "large.bin"
+    path.write_bytes(data)
+    return data, open(path, "rb")  # closed by the caller
+
+
+@pytest.mark.parametrize("kind", ["bytes", "file"])
+def test_a_large_content_is_stored_whole_with_its_checksum(
+    storage: LocalFileStorage, tmp_path: Path, kind: str
+) -> None:
+    data, content = large_content(kind, tmp_path)
+    try:
+        file_id = storage.create(content, "large.bin")
+    finally:
+        if kind == "file":
+            content.close()
+
+    assert read_back(storage, file_id) == data
+    info = storage.info(file_id)
+    assert info.content_length == LARGE
+    assert info.checksum == hashlib.sha256(data).hexdigest()
+
+
+# A large content: os.write calls 1 to 7 are content, 8 is the metadata.
+@pytest.mark.parametrize("failing_write", [1, 4, 7, 8])
+@pytest.mark.parametrize("kind", ["bytes", "file"])
+def test_a_full_disk_during_a_large_create_raises_and_leaves_nothing(
+    storage: LocalFileStorage,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    failing_write: int,
+) -> None:
+    kept = storage.create(b"kept")
+    before = files_under(storage)
+    data, content = large_content(kind, tmp_path)
+    fail_nth(monkeypatch, "write", failing_write, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+    try:
+        with pytest.raises(StorageError, match="No space left on device"):
+            storage.create(content, "large.bin")
+    finally:
+        if kind == "file":
+            content.close()
+
+    assert files_under(storage) == before
+    assert storage.list() == [kept]
+    monkeypatch.undo()  # the disk has room again: the same content can be stored
+    file_id = storage.create(data, "large.bin")
+    assert read_back(storage, file_id) == data
 
 
 def test_a_full_disk_during_replace_keeps_the_previous_version(

@@ -50,6 +50,9 @@ from sa_depot.io.stored import (
     utcnow,
 )
 
+#: Chunks the content's hashing may lag behind their reading (each one a buffer of
+#: ``chunk_size`` bytes).
+_HASHED_BEHIND = 4
 _UUID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
@@ -126,31 +129,42 @@ class IncomingContent:
     ) -> None:
         """Read all of ``source`` (what :meth:`random_access` gave) in order, ``chunk_size``
         bytes at a time, hashing and counting it as :meth:`read` would, so that :attr:`info`
-        is final afterwards. ``also`` sees each chunk too, in order, in a thread of its own
-        while this one goes on (two hashes of the same bytes take the time of the longer one
-        on two cores); a chunk stays valid until ``also`` returns. The source's length becomes
-        what was read (a file may have changed size since)."""
-        # A few reused buffers (one without ``also``): a buffer is filled again only once
-        # ``also`` is done with it, so the helper may lag behind by a chunk or two without
-        # the reading waiting for it at every chunk.
-        buffers = [bytearray(self.chunk_size) for _ in range(1 if also is None else 3)]
-        pending: deque[Future[object]] = deque()  # ``also`` of the buffered chunks, in order
-        with ThreadPoolExecutor(1, "sa-depot-hash") as helper:  # no thread until a submit
+        is final afterwards. ``also`` sees each chunk too, in order, in this thread, while the
+        content's SHA-256 is computed in a thread of its own (hashing releases the GIL: on two
+        cores, hashing beside writing or beside a second hash takes the time of the longer of
+        the two). A chunk is valid only until ``also`` returns. The source's length becomes
+        what was read (a file may have changed size since). Errors of ``also`` propagate."""
+        if also is None:
+            buffer = bytearray(self.chunk_size)
+            while chunk := source.chunk_at(self._length, buffer):
+                self._hash.update(chunk)
+                self._length += len(chunk)
+        else:
+            self._read_through_beside(source, also)
+        source.length = self._length
+        source.consumed()
+        self._finish()
+
+    def _read_through_beside(
+        self, source: RangeSource, also: Callable[[memoryview], object]
+    ) -> None:
+        # A few reused buffers: one is filled again only once its chunk is hashed, so the
+        # hashing may lag behind by a chunk or two without the reading waiting at every chunk.
+        buffers = [bytearray(self.chunk_size) for _ in range(_HASHED_BEHIND)]
+        pending: deque[Future[None]] = deque()  # the hashing of the buffered chunks, in order
+        with ThreadPoolExecutor(1, "sa-depot-hash") as helper:
+            # on an error, leaving the block waits for the hashing of the chunks submitted
             for turn in itertools.count():
                 if len(pending) == len(buffers):
                     pending.popleft().result()  # frees the buffer about to be refilled
                 chunk = source.chunk_at(self._length, buffers[turn % len(buffers)])
                 if not chunk:
                     break
-                if also is not None:
-                    pending.append(helper.submit(also, chunk))
-                self._hash.update(chunk)
+                pending.append(helper.submit(self._hash.update, chunk))
+                also(chunk)
                 self._length += len(chunk)
             while pending:
                 pending.popleft().result()
-        source.length = self._length
-        source.consumed()
-        self._finish()
 
     @property
     def finished(self) -> bool:

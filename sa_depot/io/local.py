@@ -121,6 +121,10 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
 #: What a plain path component may not hold.
 _SEPARATORS = frozenset({os.sep, os.altsep or os.sep, "\0"})
 
+#: Chunks from which a create hashes in a second thread while it writes (smaller contents
+#: would spend more on the thread hand-offs than they save).
+_PIPELINED_CHUNKS = 4
+
 #: Threads a storage flushes files in, besides the writing thread: a write has its blob, its
 #: directory and the parents of the directories it made flushed there while it flushes its
 #: metadata itself.
@@ -277,8 +281,7 @@ class LocalFileStorage(FileStorage):
         swapped = False
         try:
             blob_fd = self._create_exclusive(blob_path)
-            for chunk in content.chunks():  # errors of the input stream propagate unchanged
-                self._write_all(blob_fd, blob_path, chunk)
+            self._write_content(content, blob_fd, blob_path)
             record = {"blob": blob_name, **content.info.to_dict()}
             tmp_fd = self._create_exclusive(tmp)
             self._write_all(tmp_fd, tmp, json.dumps(record).encode("utf-8"))
@@ -314,6 +317,22 @@ class LocalFileStorage(FileStorage):
                 self._remove_legacy(paths, quietly=True)
             elif previous.data_path != blob_path:
                 _remove_quietly(previous.data_path)
+
+    def _write_content(self, content: IncomingContent, fd: int, path: str) -> None:
+        """Write all of ``content`` to ``fd``, hashing it on the way.
+
+        A content of at least :data:`_PIPELINED_CHUNKS` chunks readable at any offset (a file
+        on disk, bytes, a spooled upload) is hashed by a second thread while this one reads
+        and writes it: both release the GIL, so on two cores a large create takes the time of
+        the longer of the two rather than of both. Anything else is read, hashed
+        and written one chunk after another. Errors of the input stream propagate unchanged.
+        """
+        source = content.random_access()
+        if source is not None and source.length >= _PIPELINED_CHUNKS * content.chunk_size:
+            content.read_through(source, also=lambda chunk: self._write_all(fd, path, chunk))
+            return
+        for chunk in content.chunks():
+            self._write_all(fd, path, chunk)
 
     def _previous_version(self, paths: _Paths) -> _Located | None:
         """The version a replace supersedes; ``None`` if absent or unreadable (then it is
@@ -652,7 +671,7 @@ class LocalFileStorage(FileStorage):
         except OSError as exc:
             raise self._failure("create", path, exc) from exc
 
-    def _write_all(self, fd: int, path: str, data: bytes) -> None:
+    def _write_all(self, fd: int, path: str, data: bytes | memoryview) -> None:
         try:
             written = os.write(fd, data)
             if written < len(data):  # a short write: write the rest
