@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from sa_depot.exceptions import ConfigurationError, FileNotFound, InvalidFileId, StorageError
-from sa_depot.io.local import LocalFileStorage
+from sa_depot.io.local import SHARD_PERIOD, LocalFileStorage
 from tests.storages import local_files
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +126,44 @@ def test_files_are_sharded_two_levels_deep(storage: LocalFileStorage, root: Path
         )
         with storage.get(file_id) as stored:
             assert stored.local_path == str(blob)
+
+
+def test_new_ids_are_uuids_whose_first_digits_count_the_periods_of_their_creation(
+    storage: LocalFileStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = 1_796_083_200.0  # 2026-12-01T00:00:00Z
+    monkeypatch.setattr(time, "time", lambda: now)
+
+    ids = [storage.new_file_id() for _ in range(50)]
+
+    assert len(set(ids)) == 50
+    period = int(now) // SHARD_PERIOD % 65536
+    for file_id in ids:
+        parsed = uuid.UUID(file_id)
+        assert str(parsed) == file_id  # canonical, lowercase
+        assert (parsed.version, parsed.variant) == (8, uuid.RFC_4122)
+        assert int(file_id[:4], 16) == period
+    # the other 106 bits are random: every one of them varies across 50 ids
+    varying = 0
+    for file_id in ids:
+        varying |= uuid.UUID(file_id).int ^ uuid.UUID(ids[0]).int
+    assert varying == ((1 << 112) - 1) & ~(0xF << 76) & ~(0x3 << 62)
+
+
+def test_files_created_within_one_period_share_a_shard_directory(
+    storage: LocalFileStorage, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1_796_083_200.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    first = [storage.create(f"first {n}".encode()) for n in range(20)]
+    clock[0] += SHARD_PERIOD
+    second = [storage.create(f"second {n}".encode()) for n in range(20)]
+
+    shards = {path.relative_to(root).parent for path in root.glob("*/*/*.json")}
+    assert shards == {Path(first[0][:2], first[0][2:4]), Path(second[0][:2], second[0][2:4])}
+    assert len(shards) == 2
+    assert sorted(storage.list()) == sorted(first + second)
+    assert [read_back(storage, i) for i in second] == [f"second {n}".encode() for n in range(20)]
 
 
 def test_stored_files_are_real_seekable_files(storage: LocalFileStorage) -> None:

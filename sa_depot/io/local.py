@@ -10,8 +10,11 @@ Layout of ``storage_path``::
     keys/acme/2026/11/1b4e28ba-2fa1-41d2-883f-0016d3cca427.pdf.json   a file with a readable key
     keys/acme/2026/11/1b4e28ba-2fa1-41d2-883f-0016d3cca427.pdf.9f86d081884c7d65
 
-The two directory levels come from the first four hex digits of the (random) id, so that a
-million files make 65,536 directories of about 15 entries rather than one huge directory.
+The two directory levels come from the first four hex digits of the id, so that a million
+files make 65,536 directories of about 15 entries rather than one huge directory. In the ids
+the storage makes (:meth:`LocalFileStorage.new_file_id`) these digits count ten-second
+periods, modulo 65,536: the files created within one period share a directory, and only the
+period's first create makes one; the directories still fill evenly over the cycles.
 A file named by a readable key (:mod:`sa_depot.io.keys`, ``acme/2026/11/<uuid>.pdf``) lives
 under ``keys/``, in the directories its key names: the same metadata and blob, written the same
 way. Directories a key made stay when its files are deleted (removing them could race with a
@@ -67,6 +70,7 @@ import re
 import secrets
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
@@ -120,6 +124,14 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY
 #: What a plain path component may not hold.
 _SEPARATORS = frozenset({os.sep, os.altsep or os.sep, "\0"})
+
+#: Seconds whose new files share a shard directory (see :meth:`LocalFileStorage.new_file_id`).
+SHARD_PERIOD = 10
+#: The bits of a new id left random: all but the period (the first 16), the version (4) and
+#: the variant (2).
+_RANDOM_BITS = ((1 << 112) - 1) & ~(0xF << 76) & ~(0x3 << 62)
+#: Version 8 and the RFC 9562 variant, in place.
+_VERSION_8 = 0x8 << 76 | 0x2 << 62
 
 #: Chunks from which a create hashes in a second thread while it writes (smaller contents
 #: would spend more on the thread hand-offs than they save).
@@ -268,6 +280,25 @@ class LocalFileStorage(FileStorage):
     @property
     def description(self) -> str:
         return f"{super().description} at {self.root!r}"
+
+    def new_file_id(self) -> str:
+        """A fresh id: a UUID whose first four hex digits, which name the two shard
+        directories it goes to, count the :data:`SHARD_PERIOD` seconds since the epoch modulo
+        65,536 (a cycle of about 7.6 days), and whose 106 other bits are random (a version-8
+        UUID, RFC 9562 section 5.8).
+
+        The files created within one period share a shard directory, so that only the
+        period's first create makes one: with random ids, almost every create of a storage's
+        first hundred thousand files made one or two directories, which cost more than the
+        rest of a small file's write (and put sa_depot's ORM inserts behind filedepot's on a
+        new storage). Across cycles the 65,536 directories fill as evenly as with random ids
+        (a cycle is not a whole number of days, so busy hours fall on other directories in
+        the next one). The id shows the period of its creation, as filedepot's version-1
+        UUIDs showed the time and the host. Ids of any other form are read as before.
+        """
+        period = int(time.time()) // SHARD_PERIOD & 0xFFFF
+        value = int.from_bytes(os.urandom(16), "big") & _RANDOM_BITS
+        return str(uuid.UUID(int=value | period << 112 | _VERSION_8))
 
     # -- the primitives ----------------------------------------------------------------------
     def _write(self, content: IncomingContent, *, replace: bool) -> None:
