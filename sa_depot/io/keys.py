@@ -1,7 +1,7 @@
 """Readable keys: stored files named by a template such as ``'{tenant}/{yyyy}/{mm}/{id}{ext}'``.
 
-By default a storage names each file by a random UUID. A *key template* names it by what the
-application knows instead, so that a bucket listing or a directory reads
+By default a storage names each file by a UUID (its ``new_file_id``). A *key template* names
+it by what the application knows instead, so that a bucket listing or a directory reads
 ``acme/2026/11/1b4e28ba-2fa1-41d2-883f-0016d3cca427.pdf``. The file id is then that whole key,
 ``/`` included, everywhere an id goes: descriptors (``'storage/acme/2026/11/<uuid>.pdf'``, the
 storage name ending at the first ``/``), URLs, ``sa-depot ls``.
