@@ -648,6 +648,56 @@ def test_a_full_disk_during_a_large_create_raises_and_leaves_nothing(
     assert read_back(storage, file_id) == data
 
 
+LARGE_AT_EXIT = """
+import atexit, sys, threading
+from sa_depot.io.local import LocalFileStorage
+
+storage = LocalFileStorage(sys.argv[1], chunk_size=16 * 1024)
+data = bytes(range(256)) * 1024  # 16 chunks: hashed beside the write when a thread can start
+
+def store(when):
+    file_id = storage.create(data, "large.bin")
+    with storage.get(file_id) as stored:
+        print(when, stored.read() == data, flush=True)
+
+atexit.register(store, "at exit")
+threading.Thread(target=lambda: (threading.main_thread().join(), store("after main"))).start()
+"""
+
+
+def test_a_large_create_works_after_the_main_thread_and_at_exit(root: Path) -> None:
+    """Threads and executors may no longer start then: the hashing happens in place."""
+    done = subprocess.run(
+        [sys.executable, "-c", LARGE_AT_EXIT, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.splitlines()) == ["after main True", "at exit True"]
+
+
+def test_an_interrupted_large_create_leaves_nothing_and_no_thread(
+    storage: LocalFileStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = storage.create(b"kept")
+    before = files_under(storage)
+    data, content = large_content("file", tmp_path)
+    fail_nth(monkeypatch, "write", 3, KeyboardInterrupt())  # type: ignore[arg-type]
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            storage.create(content, "large.bin")
+    finally:
+        content.close()
+
+    assert files_under(storage) == before
+    assert storage.list() == [kept]
+    assert not [t for t in threading.enumerate() if t.name == "sa-depot-hash"]
+
+
 def test_a_full_disk_during_replace_keeps_the_previous_version(
     storage: LocalFileStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -661,6 +711,35 @@ def test_a_full_disk_during_replace_keeps_the_previous_version(
     assert files_under(storage) == before
     assert read_back(storage, file_id) == b"previous"
     assert storage.info(file_id).filename == "previous.txt"
+
+
+@pytest.mark.parametrize("operation", ["create", "replace"])
+def test_an_interrupt_right_after_the_commit_rename_undoes_the_write_whole(
+    storage: LocalFileStorage, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    file_id = storage.create(b"previous")
+    before = files_under(storage)
+    real_replace = os.replace
+    renames = []
+
+    def interrupted_after(source: str, target: str) -> None:
+        real_replace(source, target)
+        renames.append(target)
+        if len(renames) == 1:  # the commit rename, not the restore
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted_after)
+    with pytest.raises(KeyboardInterrupt):
+        if operation == "create":
+            storage.create(b"new")
+        else:
+            storage.replace(file_id, b"new")
+    monkeypatch.undo()
+
+    # no metadata left naming a blob that the clean-up removed
+    assert files_under(storage) == before
+    assert storage.list() == [file_id]
+    assert read_back(storage, file_id) == b"previous"
 
 
 @pytest.mark.parametrize("operation", ["create", "replace"])

@@ -27,11 +27,11 @@ import abc
 import hashlib
 import io
 import itertools
+import queue
 import re
+import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
@@ -135,10 +135,7 @@ class IncomingContent:
         the two). A chunk is valid only until ``also`` returns. The source's length becomes
         what was read (a file may have changed size since). Errors of ``also`` propagate."""
         if also is None:
-            buffer = bytearray(self.chunk_size)
-            while chunk := source.chunk_at(self._length, buffer):
-                self._hash.update(chunk)
-                self._length += len(chunk)
+            self._read_through_alone(source)
         else:
             self._read_through_beside(source, also)
         source.length = self._length
@@ -150,21 +147,52 @@ class IncomingContent:
     ) -> None:
         # A few reused buffers: one is filled again only once its chunk is hashed, so the
         # hashing may lag behind by a chunk or two without the reading waiting at every chunk.
+        # The hashing thread is fed through SimpleQueues, whose put and get an interrupt
+        # (Ctrl-C) cannot leave half done: an executor's could, and hang the process.
+        chunks: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        hashed: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+        hasher = threading.Thread(
+            target=_hash_chunks, args=(self._hash, chunks, hashed), name="sa-depot-hash"
+        )
+        hasher.daemon = True  # never holds up the interpreter's exit
         buffers = [bytearray(self.chunk_size) for _ in range(_HASHED_BEHIND)]
-        pending: deque[Future[None]] = deque()  # the hashing of the buffered chunks, in order
-        with ThreadPoolExecutor(1, "sa-depot-hash") as helper:
-            # on an error, leaving the block waits for the hashing of the chunks submitted
+        pending = 0  # chunks handed to the hashing thread, not yet reported hashed
+        try:
+            try:
+                hasher.start()
+            except RuntimeError:  # no new thread at interpreter shutdown: hash here instead
+                self._read_through_alone(source, also)
+                return
             for turn in itertools.count():
-                if len(pending) == len(buffers):
-                    pending.popleft().result()  # frees the buffer about to be refilled
+                if pending == len(buffers):  # frees the buffer about to be refilled
+                    _raise_if_failed(hashed.get())
+                    pending -= 1
                 chunk = source.chunk_at(self._length, buffers[turn % len(buffers)])
                 if not chunk:
                     break
-                pending.append(helper.submit(self._hash.update, chunk))
+                chunks.put(chunk)
+                pending += 1
                 also(chunk)
                 self._length += len(chunk)
             while pending:
-                pending.popleft().result()
+                _raise_if_failed(hashed.get())
+                pending -= 1
+        finally:
+            chunks.put(None)  # the thread ends once it has hashed what it was given
+            if hasher.ident is not None:  # started
+                hasher.join()
+
+    def _read_through_alone(
+        self, source: RangeSource, also: Callable[[memoryview], object] | None = None
+    ) -> None:
+        """:meth:`read_through` without a second thread: each chunk is hashed, then given to
+        ``also``, one after the other (what a process shutting down can still do)."""
+        buffer = bytearray(self.chunk_size)
+        while chunk := source.chunk_at(self._length, buffer):
+            self._hash.update(chunk)
+            if also is not None:
+                also(chunk)
+            self._length += len(chunk)
 
     @property
     def finished(self) -> bool:
@@ -174,6 +202,26 @@ class IncomingContent:
         self._done = True
         self.info.content_length = self._length
         self.info.checksum = self._hash.hexdigest()
+
+
+def _hash_chunks(
+    digest: Any,
+    chunks: queue.SimpleQueue[memoryview | None],
+    hashed: queue.SimpleQueue[BaseException | None],
+) -> None:
+    """The hashing thread of :meth:`IncomingContent.read_through`: hash each chunk in order
+    and report it hashed, until ``None``; a failure is reported in place of the chunk."""
+    try:
+        while (chunk := chunks.get()) is not None:
+            digest.update(chunk)
+            hashed.put(None)
+    except BaseException as exc:  # noqa: BLE001 - the reading thread raises it
+        hashed.put(exc)
+
+
+def _raise_if_failed(outcome: BaseException | None) -> None:
+    if outcome is not None:
+        raise outcome
 
 
 class FileStorage(abc.ABC):
