@@ -713,12 +713,15 @@ def test_a_full_disk_during_replace_keeps_the_previous_version(
     assert storage.info(file_id).filename == "previous.txt"
 
 
-@pytest.mark.parametrize("operation", ["create", "replace"])
-def test_an_interrupt_right_after_the_commit_rename_undoes_the_write_whole(
-    storage: LocalFileStorage, monkeypatch: pytest.MonkeyPatch, operation: str
-) -> None:
-    file_id = storage.create(b"previous")
-    before = files_under(storage)
+def rename_failing(
+    monkeypatch: pytest.MonkeyPatch, failure: str
+) -> tuple[type[BaseException], str | None]:
+    """Make the commit rename fail (``'rename fails'``: EIO, nothing renamed) or be
+    interrupted right after it (``'interrupted after the rename'``: Ctrl-C once renamed);
+    return what the write raises then, and what its message says."""
+    if failure == "rename fails":
+        fail_nth(monkeypatch, "replace", 1, OSError(errno.EIO, os.strerror(errno.EIO)))
+        return StorageError, "Input/output error"
     real_replace = os.replace
     renames = []
 
@@ -729,34 +732,28 @@ def test_an_interrupt_right_after_the_commit_rename_undoes_the_write_whole(
             raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", interrupted_after)
-    with pytest.raises(KeyboardInterrupt):
+    return KeyboardInterrupt, None
+
+
+@pytest.mark.parametrize("failure", ["rename fails", "interrupted after the rename"])
+@pytest.mark.parametrize("operation", ["create", "replace"])
+def test_a_failed_or_interrupted_commit_rename_leaves_the_previous_state(
+    storage: LocalFileStorage, monkeypatch: pytest.MonkeyPatch, operation: str, failure: str
+) -> None:
+    file_id = storage.create(b"previous")
+    before = files_under(storage)
+    raised, message = rename_failing(monkeypatch, failure)
+
+    with pytest.raises(raised, match=message):
         if operation == "create":
             storage.create(b"new")
         else:
             storage.replace(file_id, b"new")
     monkeypatch.undo()
 
-    # no metadata left naming a blob that the clean-up removed
+    # no metadata left naming a blob that the clean-up removed, no blob left over
     assert files_under(storage) == before
     assert storage.list() == [file_id]
-    assert read_back(storage, file_id) == b"previous"
-
-
-@pytest.mark.parametrize("operation", ["create", "replace"])
-def test_a_failing_commit_rename_leaves_the_previous_state(
-    storage: LocalFileStorage, monkeypatch: pytest.MonkeyPatch, operation: str
-) -> None:
-    file_id = storage.create(b"previous")
-    before = files_under(storage)
-    fail_nth(monkeypatch, "replace", 1, OSError(errno.EIO, os.strerror(errno.EIO)))
-
-    with pytest.raises(StorageError, match="Input/output error"):
-        if operation == "create":
-            storage.create(b"new")
-        else:
-            storage.replace(file_id, b"new")
-
-    assert files_under(storage) == before
     assert read_back(storage, file_id) == b"previous"
 
 
