@@ -334,6 +334,7 @@ class LocalFileStorage(FileStorage):
             try:
                 os.replace(tmp, paths.metadata)  # the commit point
             except OSError as exc:
+                renaming = False  # it failed: a missing tmp then says nothing about a rename
                 raise self._failure("commit the metadata", paths.metadata, exc) from exc
             swapped = True
             if self.fsync:
